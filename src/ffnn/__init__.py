@@ -1,0 +1,15 @@
+"""ffnn: feedforward neural networks with hand-written backpropagation.
+
+>>> import ffnn
+>>> net = ffnn.Network([784, 128, 128, 10], activation="tanh", output="softmax", loss="cross_entropy")
+"""
+
+from . import data as datasets
+from .errors import ConfigError, DataError, FFNNError, ModelFileError, TrainingDiverged
+from .network import Network
+from .training import History, Trainer
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "History", "Trainer", "datasets", "FFNNError", "ConfigError", "DataError",
+           "ModelFileError", "TrainingDiverged", "__version__"]

@@ -1,0 +1,101 @@
+"""Hidden-layer activations g and their derivatives g', as pairs in one registry.
+
+Each pair computes, for a pre-activation ``a`` of any shape,
+
+    h = g(a)                      (lecture: h_k = g(a_k))
+    g'(a), given a and h = g(a)   (lecture: sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2)
+
+Both functions write into ``out`` when it is given (the training loop passes preallocated arrays)
+and return it. They use only ufuncs, so they work unchanged on any array module that implements
+NumPy's ufunc protocol.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import unknown_name
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A hidden-layer activation: ``g(a, out)`` and ``g_prime(a, h, out)``."""
+
+    name: str
+    g: Callable
+    g_prime: Callable
+
+    def __repr__(self):
+        return f"Activation({self.name!r})"
+
+
+def logistic(a, out=None):
+    # sigma(a) = 1 / (1 + e^-a), written as (1 + tanh(a/2)) / 2: no exp, so no overflow at |a| = 1e4.
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, 0.5, out=out)
+    return np.add(out, 0.5, out=out)
+
+
+def logistic_prime(a, h, out=None):
+    # sigma'(a) = sigma(a) (1 - sigma(a))
+    out = np.subtract(1, h, out=out)
+    return np.multiply(out, h, out=out)
+
+
+def tanh(a, out=None):
+    return np.tanh(a, out=out)
+
+
+def tanh_prime(a, h, out=None):
+    # tanh'(a) = 1 - tanh(a)^2
+    out = np.multiply(h, h, out=out)
+    return np.subtract(1, out, out=out)
+
+
+def identity(a, out=None):
+    if out is None:
+        return a.copy()
+    np.copyto(out, a)
+    return out
+
+
+def identity_prime(a, h, out=None):
+    if out is None:
+        return np.ones_like(a)
+    out.fill(1)
+    return out
+
+
+def relu(a, out=None):
+    return np.maximum(a, 0, out=out)
+
+
+def relu_prime(a, h, out=None):
+    # relu'(a) = 1 where a > 0, else 0 (0 at a = 0, as in every major library)
+    if out is None:
+        return (a > 0).astype(a.dtype)
+    return np.greater(a, 0, out=out)
+
+
+ACTIVATIONS = {
+    "logistic": Activation("logistic", logistic, logistic_prime),
+    "tanh": Activation("tanh", tanh, tanh_prime),
+    "identity": Activation("identity", identity, identity_prime),
+    "relu": Activation("relu", relu, relu_prime),
+}
+
+# The course's and other libraries' spellings of the same functions.
+ALIASES = {"sigmoid": "logistic", "linear": "identity"}
+
+
+def get_activation(name):
+    """Return the Activation registered under ``name`` (case-insensitive; 'sigmoid', 'ReLU' accepted)."""
+    if isinstance(name, Activation):
+        return name
+    key = str(name).lower()
+    key = ALIASES.get(key, key)
+    if key not in ACTIVATIONS:
+        raise unknown_name("activation", name, list(ACTIVATIONS) + list(ALIASES))
+    return ACTIVATIONS[key]

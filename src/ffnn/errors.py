@@ -1,0 +1,26 @@
+"""ffnn's own exceptions: each carries one line that says what is wrong and what is allowed."""
+
+
+class FFNNError(Exception):
+    """Base class of every error ffnn raises on purpose (bad input, bad file, bad configuration)."""
+
+
+class ConfigError(FFNNError, ValueError):
+    """An argument or configuration value is not allowed."""
+
+
+class DataError(FFNNError, ValueError):
+    """A dataset, data file or array given to ffnn is unusable."""
+
+
+class ModelFileError(FFNNError, ValueError):
+    """A model or checkpoint file cannot be read."""
+
+
+class TrainingDiverged(FFNNError, ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+
+def unknown_name(kind, name, valid):
+    """A ConfigError for a name that is not in a registry, listing the valid ones."""
+    return ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")

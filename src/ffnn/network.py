@@ -1,0 +1,314 @@
+"""The feedforward network of the lecture: forward_propagation and back_propagation.
+
+Lecture notation, for one example as a column vector and k = 1..L:
+
+    a_k   = b_k + W_k h_{k-1}          pre-activation (h_0 = x)
+    h_k   = g(a_k)                     hidden activation, k < L
+    y_hat = O(a_L)                     output
+
+    grad_aL    = d loss / d a_L        (softmax + cross-entropy: -(e(l) - y_hat))
+    grad_Wk    = grad_ak h_{k-1}^T
+    grad_bk    = grad_ak
+    grad_h{k-1} = W_k^T grad_ak
+    grad_a{k-1} = grad_h{k-1} (elementwise) g'(a_{k-1})
+
+Here arrays are batch-major: a batch of N examples is a matrix whose rows are the examples. W_k keeps the
+lecture's shape (n_k, n_{k-1}), so for the row-stacked batch H_{k-1} of shape (N, n_{k-1}):
+
+    A_k = H_{k-1} W_k^T + b_k                      (N, n_k)
+    grad_Wk = grad_Ak^T H_{k-1}                    (n_k, n_{k-1}): the lecture's outer products summed over the batch
+    grad_bk = sum over rows of grad_Ak             (n_k,)
+    grad_H{k-1} = grad_Ak W_k                      (N, n_{k-1})
+
+The loss is averaged over the examples of the batch, and every gradient is of that mean.
+
+All parameters live in one flat vector ``theta`` laid out as W_1..W_L, b_1..b_L; ``params`` maps the names
+"W1".."WL", "b1".."bL" to views into it, so an optimizer can update everything in a few vectorised calls and
+weight decay touches the leading weights block only.
+"""
+
+import numpy as np
+
+from .activations import get_activation
+from .backend import get_array_module, to_numpy
+from .errors import ConfigError, DataError
+from .initializers import get_initializer
+from .outputs import get_output_layer
+
+DTYPES = ("float32", "float64")
+
+
+class Cache:
+    """What forward_propagation computed for one batch, plus the workspaces back_propagation fills.
+
+    ``a[k]`` and ``h[k]`` for k = 1..L have shape (N, n_k); ``h[0]`` is the input batch X; ``y_hat`` is h[L].
+    Index 0 of ``a`` is unused so that indices match the lecture.
+    """
+
+    def __init__(self, xp, sizes, batch, dtype):
+        L = len(sizes) - 1
+        self.batch = batch
+        self.a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
+        self.h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
+        self.grad_a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
+        self.grad_h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:L]] + [None]
+
+    @property
+    def y_hat(self):
+        return self.h[-1]
+
+
+class Network:
+    """A feedforward network with L = len(sizes) - 1 layers of weights.
+
+    Parameters
+    ----------
+    sizes : list of int
+        ``[n, n_1, ..., n_{L-1}, k]``: input features, hidden widths (possibly none), outputs.
+    activation : str
+        Hidden activation g: 'logistic' (or 'sigmoid'), 'tanh', 'identity' (or 'linear'), 'relu'.
+    output, loss : str
+        Output function O ('softmax' or 'linear') and loss ('cross_entropy' or 'squared_error'); valid pairs are
+        softmax + cross_entropy, softmax + squared_error and linear + squared_error.
+    init : str
+        'random' (N(0, 0.01^2)), 'xavier' or 'he'. Biases start at zero.
+    dtype : str
+        'float32' (default) or 'float64'.
+    seed : int or numpy.random.Generator, optional
+        Randomness of the initial weights.
+    device : str
+        'cpu' (NumPy) or 'cuda' (CuPy).
+    """
+
+    def __init__(self, sizes, activation="tanh", output="softmax", loss="cross_entropy", init="xavier",
+                 dtype="float32", seed=None, device="cpu"):
+        self.sizes = _check_sizes(sizes)
+        self.activation = get_activation(activation)
+        self.output_layer = get_output_layer(output, loss)
+        self.init = str(init).lower()
+        initializer = get_initializer(init)
+        if str(dtype) not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        self.dtype = np.dtype(dtype)
+        self.device = device
+        self.xp = get_array_module(device)
+        self.L = len(self.sizes) - 1
+        self.n_weights = sum(n_out * n_in for n_in, n_out in zip(self.sizes, self.sizes[1:]))
+        self.n_params = self.n_weights + sum(self.sizes[1:])
+        self.theta = self.xp.zeros(self.n_params, self.dtype)
+        self.params = self.views(self.theta)
+        # 1-indexed like the lecture: W[k], b[k] for k = 1..L (views into theta).
+        self.W = [None] + [self.params[f"W{k}"] for k in range(1, self.L + 1)]
+        self.b = [None] + [self.params[f"b{k}"] for k in range(1, self.L + 1)]
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for k in range(1, self.L + 1):
+            self.W[k][...] = self.xp.asarray(initializer(self.sizes[k - 1], self.sizes[k], rng))
+        self.metadata = {}  # class names, feature scaling, ... saved with the model
+
+    # -- the parameter layout ----------------------------------------------------------------------------
+    def views(self, flat):
+        """Name -> view into a flat vector laid out like ``theta`` (W1..WL, then b1..bL)."""
+        out, offset = {}, 0
+        pairs = list(zip(self.sizes, self.sizes[1:]))
+        for k, (n_in, n_out) in enumerate(pairs, 1):
+            out[f"W{k}"] = flat[offset:offset + n_out * n_in].reshape(n_out, n_in)
+            offset += n_out * n_in
+        for k, (_, n_out) in enumerate(pairs, 1):
+            out[f"b{k}"] = flat[offset:offset + n_out]
+            offset += n_out
+        return out
+
+    @property
+    def config(self):
+        """The arguments that rebuild this architecture (saved in model files)."""
+        return {"sizes": list(self.sizes), "activation": self.activation.name,
+                "output": self.output_layer.output, "loss": self.output_layer.loss_name,
+                "init": self.init, "dtype": self.dtype.name}
+
+    def new_cache(self, batch):
+        """Preallocated arrays for a batch of ``batch`` examples (reused across batches by the training loop)."""
+        return Cache(self.xp, self.sizes, batch, self.dtype)
+
+    def __repr__(self):
+        c = self.config
+        return (f"Network({c['sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
+                f"loss={c['loss']!r}, dtype={c['dtype']!r})")
+
+    # -- the lecture's two algorithms -------------------------------------------------------------------
+    def forward_propagation(self, X, cache=None):
+        """Compute every a_k, h_k and y_hat for a batch.
+
+        Parameters
+        ----------
+        X : array, shape (N, n)
+        cache : Cache, optional
+            Workspace from ``new_cache(N)`` to write into; a new one is allocated when omitted.
+
+        Returns
+        -------
+        y_hat : array, shape (N, k)
+        cache : Cache
+        """
+        if cache is None:
+            X = self._check_X(X)
+            cache = self.new_cache(X.shape[0])
+        a, h, g, L = cache.a, cache.h, self.activation.g, self.L
+        h[0] = X
+        for k in range(1, L + 1):
+            np.matmul(h[k - 1], self.W[k].T, out=a[k])     # a_k = b_k + W_k h_{k-1}
+            a[k] += self.b[k]
+            if k < L:
+                g(a[k], out=h[k])                           # h_k = g(a_k)
+        self.output_layer.O(a[L], out=h[L])                 # y_hat = O(a_L)
+        return h[L], cache
+
+    def back_propagation(self, cache, y, out=None):
+        """Gradients of the batch-mean loss with respect to every parameter.
+
+        Parameters
+        ----------
+        cache : Cache
+            From ``forward_propagation`` on the same batch.
+        y : array
+            Integer labels, shape (N,), or targets, shape (N, k).
+        out : array, shape (n_params,), optional
+            Flat gradient vector to write into; a new one is allocated when omitted.
+
+        Returns
+        -------
+        grads : dict
+            "W1".."WL", "b1".."bL" -> gradient, same shapes as ``params`` (views into ``out``).
+        """
+        if out is None:
+            out = self.xp.empty(self.n_params, self.dtype)
+        grads = self.views(out)
+        a, h, grad_a, grad_h, L = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L
+        self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
+        for k in range(L, 0, -1):
+            np.matmul(grad_a[k].T, h[k - 1], out=grads[f"W{k}"])    # grad_Wk = grad_ak h_{k-1}^T
+            np.sum(grad_a[k], axis=0, out=grads[f"b{k}"])           # grad_bk = grad_ak
+            if k > 1:
+                np.matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
+                self.activation.g_prime(a[k - 1], h[k - 1], out=grad_a[k - 1])
+                grad_a[k - 1] *= grad_h[k - 1]                      # grad_a{k-1} = grad_h{k-1} * g'(a_{k-1})
+        return grads
+
+    def loss(self, cache, y):
+        """The batch-mean loss of a forward pass held in ``cache``."""
+        return self.output_layer.loss(cache.a[self.L], cache.y_hat, y)
+
+    # -- using a trained network ------------------------------------------------------------------------
+    def predict_proba(self, X, batch_size=4096):
+        """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
+        X = self._check_X(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        for start, cache in self._chunks(X, batch_size):
+            y_hat, _ = self.forward_propagation(X[start:start + cache.batch], cache)
+            out[start:start + cache.batch] = to_numpy(y_hat)
+        return out
+
+    def predict(self, X, batch_size=4096):
+        """Class indices (argmax of y_hat) for a softmax output; the outputs y_hat for a linear one."""
+        y_hat = self.predict_proba(X, batch_size)
+        if self.output_layer.output == "softmax":
+            return y_hat.argmax(axis=1)
+        return y_hat
+
+    def evaluate(self, X, y, batch_size=4096):
+        """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over all of X."""
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        total, correct = 0.0, 0
+        for start, cache in self._chunks(X, batch_size):
+            stop = start + cache.batch
+            y_hat, _ = self.forward_propagation(X[start:stop], cache)
+            yb = self.xp.asarray(y[start:stop])
+            total += self.loss(cache, yb) * cache.batch
+            if self.output_layer.output == "softmax":
+                labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                correct += int((y_hat.argmax(axis=1) == labels).sum())
+        result = {"loss": total / X.shape[0]}
+        if self.output_layer.output == "softmax":
+            result["accuracy"] = correct / X.shape[0]
+        return result
+
+    def fit(self, X, y, **kwargs):
+        """Train with mini-batch gradient descent; see :func:`ffnn.training.fit` for the arguments.
+
+        Returns the :class:`ffnn.training.History` of the run.
+        """
+        from .training import fit
+        return fit(self, X, y, **kwargs)
+
+    def save(self, path, metadata=None):
+        """Write the network to a safetensors file (atomically); see :mod:`ffnn.io`."""
+        from .io import save_network
+        save_network(self, path, metadata)
+
+    @classmethod
+    def load(cls, path, device="cpu"):
+        """Read a network written by :meth:`save`."""
+        from .io import load_network
+        return load_network(path, device=device)
+
+    def copy_params_from(self, other):
+        """Copy another network's parameters (same architecture) into this one."""
+        self.theta[...] = self.xp.asarray(to_numpy(other.theta))
+
+    # -- checks and helpers ------------------------------------------------------------------------------
+    def _chunks(self, X, batch_size):
+        caches = {}
+        for start in range(0, X.shape[0], batch_size):
+            n = min(batch_size, X.shape[0] - start)
+            if n not in caches:
+                caches[n] = self.new_cache(n)
+            yield start, caches[n]
+
+    def _check_X(self, X):
+        X = np.asarray(X) if self.xp is np else self.xp.asarray(X)
+        if X.ndim != 2:
+            raise DataError(f"X must be a 2-D array (examples, features); got shape {tuple(X.shape)}")
+        if X.shape[1] != self.sizes[0]:
+            raise DataError(f"X has {X.shape[1]} features; this network expects {self.sizes[0]}")
+        if X.shape[0] == 0:
+            raise DataError("X is empty; at least one example is needed")
+        if X.dtype != self.dtype:
+            X = X.astype(self.dtype)
+        if not bool(self.xp.isfinite(X).all()):
+            raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
+        return X
+
+    def _check_y(self, y, n):
+        y = np.asarray(to_numpy(y))
+        k = self.sizes[-1]
+        if y.shape[0] != n:
+            raise DataError(f"y has {y.shape[0]} rows but X has {n}; they must match")
+        if self.output_layer.output == "softmax" and y.ndim == 1:
+            if y.dtype.kind == "f":
+                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                    raise DataError("class labels must be integers 0..k-1; got non-integer values")
+            elif y.dtype.kind not in "iub":
+                raise DataError(f"class labels must be integers 0..{k - 1}; got dtype {y.dtype}")
+            y = y.astype(np.int64)
+            if y.size and (y.min() < 0 or y.max() >= k):
+                raise DataError(f"labels must lie in 0..{k - 1} for {k} outputs; got {y.min()}..{y.max()}")
+            return y
+        if y.ndim == 1 and k == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != k:
+            raise DataError(f"targets must have shape (N,) of labels or (N, {k}); got {tuple(y.shape)}")
+        y = y.astype(self.dtype)
+        if not np.all(np.isfinite(y)):
+            raise DataError("targets contain NaN or infinite values; only finite numbers are allowed")
+        return y
+
+
+def _check_sizes(sizes):
+    try:
+        ok = len(sizes) >= 2 and all(int(s) == s and s >= 1 for s in sizes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"sizes must be a list of at least two positive integers [inputs, hidden..., outputs]; "
+                          f"got {sizes!r}")
+    return [int(s) for s in sizes]

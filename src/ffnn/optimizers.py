@@ -1,0 +1,203 @@
+"""Gradient-descent update rules: theta <- theta - eta * (something built from the gradients).
+
+Optimizers know nothing about networks: ``step(params, grads)`` updates a dict of named arrays in place and
+keeps its own state (velocities, moments) keyed by the same names. The training loop passes one entry, the flat
+parameter vector, so each rule below is a handful of vectorised calls over every parameter at once. Every update
+writes into preallocated arrays: nothing is allocated per step after the first.
+
+Adding a rule is one small class with an ``update`` method and one line in ``OPTIMIZERS``.
+"""
+
+import numpy as np
+
+from .errors import ConfigError, unknown_name
+
+
+class Optimizer:
+    """Base class. ``hyperparameters`` lists the keyword arguments a rule accepts, with their defaults."""
+
+    hyperparameters = {}
+
+    def __init__(self, learning_rate=1e-3, **kwargs):
+        unknown = set(kwargs) - set(self.hyperparameters)
+        if unknown:
+            raise ConfigError(f"{self.name} does not take {', '.join(sorted(unknown))}; "
+                              f"it takes learning_rate, {', '.join(self.hyperparameters) or 'nothing else'}")
+        self.learning_rate = learning_rate
+        for key, default in self.hyperparameters.items():
+            setattr(self, key, float(kwargs.get(key, default)))
+        self.t = 0          # steps taken (Adam's bias correction uses it)
+        self.state = {}     # "<slot>.<name>" -> array, saved in checkpoints
+        self._scratch = {}  # per-name workspace, not state
+
+    name = "optimizer"
+
+    def step(self, params, grads):
+        """Update every array of ``params`` in place from the matching array of ``grads``."""
+        self.t += 1
+        for key, theta in params.items():
+            self.update(key, theta, grads[key])
+
+    def update(self, key, theta, grad):
+        raise NotImplementedError
+
+    def slot(self, slot, key, like):
+        """State array ``slot`` for parameter ``key``, zeros on first use."""
+        name = f"{slot}.{key}"
+        if name not in self.state:
+            self.state[name] = np.zeros_like(like)
+        return self.state[name]
+
+    def scratch(self, key, like, i=0):
+        name = (key, i)
+        if name not in self._scratch:
+            self._scratch[name] = np.empty_like(like)
+        return self._scratch[name]
+
+    def state_dict(self):
+        """Hyperparameters, step count and state arrays (copies), enough to resume exactly."""
+        return {"name": self.name, "t": self.t, "learning_rate": self.learning_rate,
+                "hyperparameters": {k: getattr(self, k) for k in self.hyperparameters},
+                "arrays": {k: v.copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        self.learning_rate = float(state["learning_rate"])
+        for k, v in state.get("hyperparameters", {}).items():
+            setattr(self, k, float(v))
+        for k, v in state["arrays"].items():
+            if k in self.state:
+                self.state[k][...] = v
+            else:
+                self.state[k] = v.copy()
+
+    def __repr__(self):
+        hp = ", ".join(f"{k}={getattr(self, k)}" for k in self.hyperparameters)
+        return f"{type(self).__name__}(learning_rate={self.learning_rate}{', ' if hp else ''}{hp})"
+
+
+class SGD(Optimizer):
+    """theta <- theta - eta grad"""
+
+    name = "sgd"
+
+    def update(self, key, theta, grad):
+        step = np.multiply(grad, self.learning_rate, out=self.scratch(key, theta))
+        theta -= step
+
+
+class Momentum(Optimizer):
+    """u_t = beta u_{t-1} + eta grad;  theta <- theta - u_t   (momentum-based gradient descent)"""
+
+    name = "momentum"
+    hyperparameters = {"momentum": 0.9}
+
+    def update(self, key, theta, grad):
+        u = self.slot("u", key, theta)
+        u *= self.momentum
+        u += np.multiply(grad, self.learning_rate, out=self.scratch(key, theta))
+        theta -= u
+
+
+class NAG(Optimizer):
+    """Nesterov accelerated gradient: u_t = beta u_{t-1} + eta grad(theta - beta u_{t-1}); theta <- theta - u_t.
+
+    Stored as the look-ahead point theta~ = theta - beta u (where the gradient is evaluated), the same rule reads
+    u_t = beta u_{t-1} + eta grad(theta~);  theta~ <- theta~ - (beta u_t + eta grad(theta~)),
+    so one gradient per step suffices.
+    """
+
+    name = "nag"
+    hyperparameters = {"momentum": 0.9}
+
+    def update(self, key, theta, grad):
+        u = self.slot("u", key, theta)
+        step = np.multiply(grad, self.learning_rate, out=self.scratch(key, theta))
+        u *= self.momentum
+        u += step
+        theta -= step
+        theta -= np.multiply(u, self.momentum, out=step)
+
+
+class RMSprop(Optimizer):
+    """v_t = beta v_{t-1} + (1 - beta) grad^2;  theta <- theta - eta grad / (sqrt(v_t) + eps)"""
+
+    name = "rmsprop"
+    hyperparameters = {"beta": 0.9, "epsilon": 1e-8}
+
+    def update(self, key, theta, grad):
+        v = self.slot("v", key, theta)
+        tmp = self.scratch(key, theta)
+        v *= self.beta
+        v += np.multiply(np.square(grad, out=tmp), 1 - self.beta, out=tmp)
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(grad, tmp, out=tmp)
+        tmp *= self.learning_rate
+        theta -= tmp
+
+
+class Adam(Optimizer):
+    """m_t = beta1 m + (1 - beta1) grad;  v_t = beta2 v + (1 - beta2) grad^2;
+    m_hat = m_t / (1 - beta1^t);  v_hat = v_t / (1 - beta2^t);  theta <- theta - eta m_hat / (sqrt(v_hat) + eps)
+    """
+
+    name = "adam"
+    hyperparameters = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+
+    def moments(self, key, theta, grad):
+        """Update m and v in place and return them with the two bias corrections."""
+        m, v = self.slot("m", key, theta), self.slot("v", key, theta)
+        tmp = self.scratch(key, theta)
+        m *= self.beta1
+        m += np.multiply(grad, 1 - self.beta1, out=tmp)
+        v *= self.beta2
+        np.square(grad, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        return m, v, 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
+
+    def denominator(self, key, theta, v, c2):
+        # sqrt(v_hat) + eps, written into a workspace
+        den = self.scratch(key, theta, 1)
+        np.sqrt(v, out=den)
+        den *= 1 / np.sqrt(c2)
+        den += self.epsilon
+        return den
+
+    def update(self, key, theta, grad):
+        m, v, c1, c2 = self.moments(key, theta, grad)
+        den = self.denominator(key, theta, v, c2)
+        np.divide(m, den, out=den)
+        den *= self.learning_rate / c1
+        theta -= den
+
+
+class Nadam(Adam):
+    """Adam with a Nesterov look-ahead on the first moment:
+    theta <- theta - eta / (sqrt(v_hat) + eps) * (beta1 m_hat + (1 - beta1) grad / (1 - beta1^t))
+    """
+
+    name = "nadam"
+
+    def update(self, key, theta, grad):
+        m, v, c1, c2 = self.moments(key, theta, grad)
+        den = self.denominator(key, theta, v, c2)
+        num = np.multiply(m, self.beta1 / c1, out=self.scratch(key, theta))
+        num += np.multiply(grad, (1 - self.beta1) / c1, out=self.scratch(key, theta, 2))
+        np.divide(num, den, out=num)
+        num *= self.learning_rate
+        theta -= num
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, NAG, RMSprop, Adam, Nadam)}
+
+
+def get_optimizer(name, learning_rate=1e-3, **hyperparameters):
+    """An optimizer instance by name; hyperparameters it does not take are an error."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise unknown_name("optimizer", name, OPTIMIZERS)
+    if not (isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0):
+        raise ConfigError(f"learning_rate must be a positive number; got {learning_rate!r}")
+    return OPTIMIZERS[key](learning_rate=float(learning_rate), **hyperparameters)

@@ -1,0 +1,323 @@
+"""The mini-batch training loop: shuffle, forward, loss, backward, step; history, validation, early stopping.
+
+A :class:`Trainer` holds everything needed to continue a run exactly where it stopped (epochs finished, the
+shuffling generator's state, the optimizer's state, the history, the early-stopping record), so a run that is
+interrupted and resumed ends with the same weights as one that was not.
+"""
+
+import csv
+import io
+import math
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .backend import to_numpy
+from .errors import ConfigError, DataError, TrainingDiverged
+from .fsutil import write_text
+from .optimizers import Optimizer, get_optimizer
+
+COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+class History:
+    """One row per finished epoch: epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, seconds.
+
+    ``history["val_loss"]`` gives a column as a list (missing values are None).
+    """
+
+    def __init__(self, rows=None):
+        self.rows = list(rows or [])
+
+    def append(self, row):
+        self.rows.append(dict(row))
+
+    def __getitem__(self, column):
+        return [row.get(column) for row in self.rows]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __repr__(self):
+        return f"History({len(self.rows)} epochs)"
+
+    def to_csv_text(self):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+        return out.getvalue()
+
+    def to_csv(self, path):
+        """Write history.csv atomically."""
+        write_text(path, self.to_csv_text())
+
+    @classmethod
+    def from_csv(cls, path):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [{k: (None if v in ("", None) else (int(v) if k == "epoch" else float(v)))
+                     for k, v in row.items()} for row in csv.DictReader(f)]
+        return cls(rows)
+
+
+class Trainer:
+    """Runs mini-batch gradient descent on a Network and keeps the state needed to resume.
+
+    Parameters
+    ----------
+    net : Network
+    optimizer : Optimizer
+    epochs : int
+        Total epochs of the run (a resumed trainer continues up to this number).
+    batch_size : int
+    weight_decay : float
+        L2 penalty (weight_decay / 2) * sum of squared weights added to the loss; its gradient
+        weight_decay * W is added to grad_W (biases are not decayed). Reported losses exclude it.
+    patience : int, optional
+        Stop after this many epochs without improvement of the validation loss (the training loss when there is
+        no validation set), then restore the best weights.
+    seed : int or numpy.random.Generator, optional
+        Randomness of the per-epoch shuffling.
+    callbacks : list
+        Objects with optional ``on_epoch_begin(trainer)`` and ``on_epoch_end(trainer, row)`` methods; setting
+        ``trainer.stop_training = True`` ends the run after the current epoch.
+    verbose : int
+        0 silent; 1 a progress bar (on a terminal) and one line per epoch.
+    """
+
+    def __init__(self, net, optimizer, *, epochs, batch_size, weight_decay=0.0, patience=None, seed=None,
+                 callbacks=(), verbose=1, log=print):
+        self.net = net
+        self.optimizer = optimizer
+        self.epochs = _positive_int("epochs", epochs)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+        self.patience = None if patience in (None, 0) else _positive_int("patience", patience)
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.callbacks = list(callbacks)
+        self.verbose = verbose
+        self.log = log
+        self.epoch = 0                 # epochs finished
+        self.history = History()
+        self.best_loss = math.inf      # best monitored loss so far
+        self.best_theta = None         # parameters at that epoch (when patience is set)
+        self.wait = 0                  # epochs since the best one
+        self.stop_training = False     # set by callbacks (early stop)
+        self.stop_requested = False    # set from outside (a signal handler): stop after the current batch
+        self.interrupted = False
+        self._grad = net.xp.empty(net.n_params, net.dtype)
+        self._snapshot = None
+
+    # -- state for checkpoints --------------------------------------------------------------------------
+    def state_dict(self):
+        """Everything but the network's parameters needed to continue this run exactly."""
+        return {"epoch": self.epoch, "epochs": self.epochs, "rng": self.rng.bit_generator.state,
+                "best_loss": self.best_loss, "wait": self.wait, "history": self.history.rows,
+                "optimizer": self.optimizer.state_dict(),
+                "best_theta": None if self.best_theta is None else self.best_theta.copy()}
+
+    def load_state_dict(self, state):
+        self.epoch = int(state["epoch"])
+        self.rng.bit_generator.state = state["rng"]
+        self.best_loss = float(state["best_loss"])
+        self.wait = int(state["wait"])
+        self.history = History(state["history"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        best = state.get("best_theta")
+        self.best_theta = None if best is None else self.net.xp.asarray(best).copy()
+
+    def _take_snapshot(self):
+        self._snapshot = (self.net.theta.copy(), self.optimizer.state_dict(), self.rng.bit_generator.state)
+
+    def _restore_snapshot(self):
+        theta, opt, rng = self._snapshot
+        self.net.theta[...] = theta
+        self.optimizer.load_state_dict(opt)
+        self.rng.bit_generator.state = rng
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def fit(self, X, y, validation_data=None):
+        """Train from epoch ``self.epoch`` up to ``self.epochs``; returns the History.
+
+        When ``stop_requested`` is set during an epoch, the current batch finishes, the state goes back to the end
+        of the last finished epoch (so that a resumed run repeats the interrupted epoch exactly) and ``interrupted``
+        is set. A non-finite loss restores the same state and raises TrainingDiverged.
+        """
+        net, xp = self.net, self.net.xp
+        n = X.shape[0]
+        if self.batch_size > n:
+            raise ConfigError(f"batch_size {self.batch_size} is larger than the {n} training examples; "
+                              f"use at most {n}")
+        B = self.batch_size
+        softmax = net.output_layer.output == "softmax"
+        X_buf = xp.empty((B, X.shape[1]), net.dtype)
+        y_buf = xp.empty((B,) + y.shape[1:], y.dtype)
+        caches = {B: net.new_cache(B)}
+        if n % B:
+            caches[n % B] = net.new_cache(n % B)
+        params, grads = {"theta": net.theta}, {"theta": self._grad}
+        weights, grad_weights = net.theta[:net.n_weights], self._grad[:net.n_weights]
+        decay_buf = xp.empty_like(weights) if self.weight_decay else None
+        n_batches = -(-n // B)
+        self.stop_training = False
+
+        while self.epoch < self.epochs and not self.stop_training:
+            epoch = self.epoch + 1
+            self._take_snapshot()
+            for cb in self.callbacks:
+                getattr(cb, "on_epoch_begin", lambda t: None)(self)
+            started = time.perf_counter()
+            perm = self.rng.permutation(n)
+            loss_sum, correct = 0.0, 0
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
+                       disable=None if self.verbose >= 1 else True)
+            for i, start in enumerate(range(0, n, B)):
+                idx = perm[start:start + B]
+                m = idx.shape[0]
+                cache = caches[m]
+                xb = X_buf[:m]
+                yb = y_buf[:m]
+                np.take(X, idx, axis=0, out=xb)
+                np.take(y, idx, axis=0, out=yb)
+                y_hat, _ = net.forward_propagation(xb, cache)
+                loss = net.loss(cache, yb)
+                if not math.isfinite(loss):
+                    self._restore_snapshot()
+                    bar.close()
+                    raise TrainingDiverged(f"the training loss became {loss} at epoch {epoch}, batch {i + 1} of "
+                                           f"{n_batches}; try a smaller learning rate (the weights of the last "
+                                           f"finished epoch, {self.epoch}, are kept)")
+                net.back_propagation(cache, yb, out=self._grad)
+                if self.weight_decay:
+                    grad_weights += np.multiply(weights, self.weight_decay, out=decay_buf)
+                self.optimizer.step(params, grads)
+                loss_sum += loss * m
+                if softmax:
+                    labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                    correct += int((y_hat.argmax(axis=1) == labels).sum())
+                bar.update(1)
+                if self.stop_requested:
+                    break
+            bar.close()
+            if self.stop_requested:
+                self._restore_snapshot()
+                self.interrupted = True
+                break
+            row = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n if softmax else None,
+                   "val_loss": None, "val_accuracy": None,
+                   "learning_rate": float(self.optimizer.learning_rate)}
+            if validation_data is not None:
+                val = net.evaluate(*validation_data)
+                row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
+            row["seconds"] = time.perf_counter() - started
+            self.epoch = epoch
+            self.history.append(row)
+            self._early_stopping(row)
+            for cb in self.callbacks:
+                getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
+            if self.verbose >= 1:
+                self.log(format_row(row, self.epochs))
+        if self.patience is not None and self.best_theta is not None and not self.interrupted:
+            net.theta[...] = self.best_theta
+        return self.history
+
+    def _early_stopping(self, row):
+        monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+        if monitored < self.best_loss:
+            self.best_loss, self.wait = monitored, 0
+            if self.patience is not None:
+                self.best_theta = self.net.theta.copy()
+        else:
+            self.wait += 1
+            if self.patience is not None and self.wait >= self.patience:
+                self.stop_training = True
+                if self.verbose >= 1:
+                    self.log(f"early stopping: no improvement for {self.patience} epochs; "
+                             f"restoring the weights of epoch {row['epoch'] - self.wait}")
+
+
+def format_row(row, epochs):
+    """One line per epoch, e.g. ``epoch  3/10  loss 0.4123  acc 0.8512  val_loss 0.43  val_acc 0.84  1.2s``."""
+    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {row['loss']:.4f}"]
+    if row.get("accuracy") is not None:
+        parts.append(f"acc {row['accuracy']:.4f}")
+    if row.get("val_loss") is not None:
+        parts.append(f"val_loss {row['val_loss']:.4f}")
+    if row.get("val_accuracy") is not None:
+        parts.append(f"val_acc {row['val_accuracy']:.4f}")
+    parts.append(f"lr {row['learning_rate']:.3g}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def split_validation(X, y, fraction, rng):
+    """Hold out ``fraction`` of the examples (at random) for validation: (X_train, y_train, X_val, y_val)."""
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ConfigError(f"validation fraction must be in [0, 1); got {fraction!r}")
+    n = X.shape[0]
+    n_val = int(round(n * fraction))
+    if fraction > 0 and (n_val < 1 or n_val >= n):
+        raise DataError(f"cannot hold out {fraction} of {n} examples for validation; use more data or a "
+                        "different fraction")
+    perm = rng.permutation(n)
+    val, train = perm[:n_val], perm[n_val:]
+    return X[train], y[train], X[val], y[val]
+
+
+def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
+        validation_data=None, validation_fraction=0.0, patience=None, seed=None, callbacks=(), verbose=1,
+        log=print, **optimizer_kwargs):
+    """Train ``net`` on (X, y) with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    X : array, shape (N, n)
+    y : array, shape (N,) of integer labels or (N, k) of targets
+    epochs, batch_size : int
+        Passes over the training data; examples per gradient step (batch_size = N is the lecture's full-batch
+        gradient descent). Data is reshuffled every epoch.
+    optimizer : str or Optimizer
+        'sgd', 'momentum', 'nag', 'rmsprop', 'adam' or 'nadam' (or an instance).
+    learning_rate : float
+    weight_decay : float
+        L2 penalty on the weights (see :class:`Trainer`).
+    validation_data : (X_val, y_val), optional
+    validation_fraction : float
+        When no validation_data is given, hold out this fraction of (X, y) for validation.
+    patience : int, optional
+        Early stopping (restores the best weights).
+    seed : int, optional
+        Randomness of the validation split and the shuffling.
+    callbacks : list
+    verbose : int
+    **optimizer_kwargs
+        momentum, beta, beta1, beta2, epsilon, as the optimizer takes them.
+
+    Returns
+    -------
+    History
+    """
+    X = net._check_X(X)
+    y = net._check_y(y, X.shape[0])
+    rng = np.random.default_rng(seed)
+    if validation_data is None and validation_fraction:
+        X, y, X_val, y_val = split_validation(X, y, validation_fraction, rng)
+        validation_data = (X_val, y_val)
+    elif validation_data is not None:
+        X_val = net._check_X(validation_data[0])
+        validation_data = (X_val, net._check_y(validation_data[1], X_val.shape[0]))
+    if not isinstance(optimizer, Optimizer):
+        optimizer = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
+    trainer = Trainer(net, optimizer, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
+                      patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log)
+    return trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation_data)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
