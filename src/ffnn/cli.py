@@ -1,0 +1,351 @@
+"""The ``ffnn`` command: train, evaluate, predict, gradcheck.
+
+``ffnn train`` takes the course assignment's flags verbatim (``-nhl 3 -sz 128 -a ReLU -o nadam ...``), a YAML
+config file with the same keys (flags on the command line win), and ``--resume RUN_DIR``.
+Every error is one line on stderr and a non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, DataError, FFNNError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_train_flags(p):
+    S = argparse.SUPPRESS  # only flags actually given reach the config, so config files can fill the rest
+    add = p.add_argument
+    add("--config", metavar="FILE.yaml", help="YAML file with the same keys as the long flags; flags win")
+    add("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run (optionally with --epochs N)")
+    add("-d", "--dataset", default=S,
+        help="fashion_mnist (default), mnist, digits, iris, wine, breast_cancer, diabetes, or a .csv/.npz file")
+    add("-e", "--epochs", type=int, default=S, help="passes over the training data (default 20)")
+    add("-b", "--batch_size", "--batch-size", dest="batch_size", type=int, default=S,
+        help="examples per step (default 64)")
+    add("-l", "--loss", default=S, metavar="{cross_entropy,mean_squared_error}",
+        help="default: cross_entropy for classes, squared error for regression")
+    add("-o", "--optimizer", default=S, metavar="{sgd,momentum,nag,rmsprop,adam,nadam}", help="default adam")
+    add("-lr", "--learning_rate", "--learning-rate", dest="learning_rate", type=float, default=S,
+        help="default 1e-3")
+    add("-m", "--momentum", type=float, default=S, help="momentum and nag (default 0.9)")
+    add("-beta", "--beta", type=float, default=S, help="rmsprop (default 0.9)")
+    add("-beta1", "--beta1", type=float, default=S, help="adam and nadam (default 0.9)")
+    add("-beta2", "--beta2", type=float, default=S, help="adam and nadam (default 0.999)")
+    add("-eps", "--epsilon", type=float, default=S, help="rmsprop, adam, nadam (default 1e-8)")
+    add("-w_d", "--weight_decay", "--weight-decay", dest="weight_decay", type=float, default=S,
+        help="L2 weight decay (default 0)")
+    add("-w_i", "--weight_init", "--weight-init", dest="weight_init", default=S, metavar="{random,Xavier,he}",
+        help="default Xavier")
+    add("-nhl", "--num_layers", "--num-layers", dest="num_layers", type=int, default=S,
+        help="hidden layers (default 2)")
+    add("-sz", "--hidden_size", "--hidden-size", dest="hidden_size", type=int, default=S,
+        help="neurons per hidden layer (default 128)")
+    add("--hidden-sizes", "--hidden_sizes", dest="hidden_sizes", type=int, nargs="*", default=S, metavar="N",
+        help="explicit hidden widths, e.g. --hidden-sizes 256 128 (overrides -nhl/-sz)")
+    add("-a", "--activation", default=S, metavar="{identity,sigmoid,tanh,ReLU}", help="default tanh")
+    add("--output", default=S, metavar="{softmax,linear}", help="default: softmax for classes, linear otherwise")
+    add("--val-fraction", "--val_fraction", dest="val_fraction", type=float, default=S,
+        help="share of the training data held out for validation (default 0.1)")
+    add("--patience", type=int, default=S, help="early stopping patience in epochs (default: off)")
+    add("--seed", type=int, default=S, help="random seed (default 0)")
+    add("--data-dir", "--data_dir", dest="data_dir", default=S, help="folder with the dataset files")
+    add("--target", default=S, help="target column of a CSV dataset")
+    add("--output-dir", "--output_dir", dest="output_dir", default=S, help="where run folders go (default runs)")
+    add("--name", default=S, help="run folder name (default: built from the settings)")
+    add("--dtype", default=S, metavar="{float32,float64}", help="default float32")
+    add("--device", default=S, metavar="{cpu,cuda}", help="default cpu")
+    add("-wp", "--wandb_project", "--wandb-project", dest="wandb_project", default=None,
+        help="log to this Weights & Biases project (needs ffnn[wandb])")
+    add("-we", "--wandb_entity", "--wandb-entity", dest="wandb_entity", default=None,
+        help="Weights & Biases entity")
+    add("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+TRAIN_KEYS = ("dataset", "epochs", "batch_size", "loss", "optimizer", "learning_rate", "momentum", "beta",
+              "beta1", "beta2", "epsilon", "weight_decay", "weight_init", "num_layers", "hidden_size",
+              "hidden_sizes", "activation", "output", "val_fraction", "patience", "seed", "data_dir", "target",
+              "output_dir", "name", "dtype", "device")
+
+
+def build_parser():
+    parser = _Parser(prog="ffnn", description="Feedforward neural networks with hand-written backpropagation.")
+    parser.add_argument("--version", action="version", version=f"ffnn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a network (default: Fashion-MNIST)",
+                       description="Train a network and save the run (config, history, model, summary).")
+    _add_train_flags(p)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="loss, accuracy and confusion matrix of a saved model")
+    p.add_argument("model", help="model file (or a run folder)")
+    p.add_argument("-d", "--dataset", help="default: the dataset the model was trained on")
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir")
+    p.add_argument("--target")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predictions for the rows of a CSV file")
+    p.add_argument("model", help="model file (or a run folder)")
+    p.add_argument("input", help="CSV of raw features (a header row is optional)")
+    p.add_argument("-o", "--output", help="output CSV (default: standard output)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("gradcheck", help="check back_propagation against central differences")
+    p.add_argument("--sizes", type=int, nargs="+", default=[5, 4, 3, 3], help="layer sizes (default 5 4 3 3)")
+    p.add_argument("-a", "--activation", default="tanh")
+    p.add_argument("--output", default="softmax")
+    p.add_argument("-l", "--loss", default="cross_entropy")
+    p.add_argument("--batch", type=int, default=7, help="examples in the batch (default 7)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tolerance", type=float, default=1e-6, help="largest allowed relative error (default 1e-6)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``ffnn`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except FFNNError as exc:
+        if args.debug:
+            raise
+        print(f"ffnn: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("ffnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"ffnn: error: {exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: one line, and the way to see more
+        if args.debug:
+            raise
+        print(f"ffnn: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+# -- train ---------------------------------------------------------------------------------------------------
+def read_config_file(path):
+    """The mapping in a YAML (or JSON) config file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return values
+
+
+def train_config(args):
+    """TrainConfig from defaults <- config file <- flags given on the command line."""
+    from .config import TrainConfig
+
+    values = read_config_file(args.config) if args.config else {}
+    source = args.config or "command line"
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    values.update({k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)})
+    return TrainConfig.from_dict(values, source=source)
+
+
+def cmd_train(args):
+    from . import runs
+
+    verbose = 0 if args.quiet else 1
+    callbacks = []
+    if args.resume:
+        given = [k for k in TRAIN_KEYS if hasattr(args, k) and k != "epochs"]
+        if given or args.config:
+            raise ConfigError(f"--resume continues a run with its own settings; only --epochs may be given "
+                              f"(got {', '.join('--' + k for k in given) or '--config'})")
+        config = runs.load_run_config(args.resume)
+        if hasattr(args, "epochs"):
+            config.epochs = args.epochs
+            config.validate()
+        run_dir = args.resume
+    else:
+        config = train_config(args)
+        run_dir = None
+    if args.wandb_project:
+        callbacks.append(_wandb_logger(args, config))
+    callbacks = [c for c in callbacks if c is not None]
+    result = runs.train(config, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks, verbose=verbose)
+    s = result.summary
+    if result.status == "completed":
+        acc = f", test accuracy {s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else ""
+        print(f"test loss {s['test_loss']:.4f}{acc}; {s['epochs_completed']} epochs in {s['seconds']:.1f}s")
+        print(f"saved to {result.run_dir}")
+        return 0
+    print(f"ffnn: {result.message}", file=sys.stderr)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    print(f"ffnn: the last good weights are in {os.path.join(result.run_dir, runs.MODEL)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _wandb_logger(args, config):
+    try:
+        import wandb
+    except ImportError:
+        print("ffnn: wandb is not installed (pip install 'ffnn[wandb]'); logging locally only", file=sys.stderr)
+        return None
+
+    class WandbLogger:
+        def __init__(self):
+            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, config=config.to_dict(),
+                                  name=config.run_name())
+
+        def on_epoch_end(self, trainer, row):
+            self.run.log({k: v for k, v in row.items() if v is not None}, step=row["epoch"])
+
+    return WandbLogger()
+
+
+# -- evaluate and predict --------------------------------------------------------------------------------------
+def _model_path(path):
+    from .runs import MODEL
+
+    return os.path.join(path, MODEL) if os.path.isdir(path) else path
+
+
+def cmd_evaluate(args):
+    from . import data
+    from .metrics import confusion_matrix, format_confusion
+    from .network import Network
+
+    net = Network.load(_model_path(args.model))
+    meta = net.metadata
+    name = args.dataset or meta.get("dataset")
+    if not name:
+        raise ConfigError("the model does not record its dataset; pass --dataset")
+    ds = data.load(name, data_dir=args.data_dir, target=args.target or meta.get("target"), dtype=net.dtype.name)
+    result = net.evaluate(ds.X_test, ds.y_test)
+    print(f"dataset {ds.name}: {ds.X_test.shape[0]} test examples")
+    print(f"loss {result['loss']:.4f}")
+    if "accuracy" in result:
+        print(f"accuracy {result['accuracy']:.4f}")
+        cm = confusion_matrix(ds.y_test, net.predict(ds.X_test), net.sizes[-1])
+        print(format_confusion(cm, ds.class_names or meta.get("class_names")))
+    return 0
+
+
+def read_feature_csv(path, n_features, target=None):
+    """Rows of numbers from a CSV file (header optional; a column named like ``target`` is dropped)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
+    rows = [r for r in rows if r]
+    start, keep = 0, None
+    if rows and not all(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows[0]]
+        keep = [i for i, c in enumerate(header) if c != target]
+        start = 1
+    X = []
+    for line, row in enumerate(rows[start:], start + 1):
+        cells = [row[i] for i in keep if i < len(row)] if keep is not None else row
+        if len(cells) != n_features or (keep is not None and len(row) != len(keep) + (len(header) - len(keep))):
+            raise DataError(f"{path}, line {line}: {len(cells)} values; the model expects {n_features} features")
+        try:
+            X.append([float(c) for c in cells])
+        except ValueError:
+            raise DataError(f"{path}, line {line}: a value is missing or not a number") from None
+    if not X:
+        raise DataError(f"{path}: no rows to predict")
+    X = np.asarray(X)
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{path}: contains NaN or infinite values; only finite numbers are allowed")
+    return X
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def cmd_predict(args):
+    from .data import Scaling
+    from .fsutil import write_text
+    from .network import Network
+
+    net = Network.load(_model_path(args.model))
+    meta = net.metadata
+    X = read_feature_csv(args.input, net.sizes[0], meta.get("target"))
+    if meta.get("scaling"):
+        X = Scaling.from_dict(meta["scaling"]).transform(X)
+    y_hat = net.predict_proba(X.astype(net.dtype))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if net.output_layer.output == "softmax":
+        names = meta.get("class_names") or [str(i) for i in range(net.sizes[-1])]
+        writer.writerow(["prediction"] + [f"p_{n}" for n in names])
+        for row in y_hat:
+            writer.writerow([names[int(row.argmax())]] + [f"{p:.6g}" for p in row])
+    else:
+        writer.writerow([f"y_hat_{j}" for j in range(y_hat.shape[1])] if y_hat.shape[1] > 1 else ["prediction"])
+        for row in y_hat:
+            writer.writerow([f"{v:.8g}" for v in row])
+    if args.output:
+        write_text(args.output, out.getvalue())
+        print(f"wrote {len(y_hat)} predictions to {args.output}")
+    else:
+        sys.stdout.write(out.getvalue())
+    return 0
+
+
+# -- gradcheck -------------------------------------------------------------------------------------------------
+def cmd_gradcheck(args):
+    from .gradcheck import check_gradients, random_problem
+
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be a positive integer; got {args.batch}")
+    net, X, y = random_problem(args.sizes, args.activation, args.output, args.loss, args.batch, args.seed)
+    errors = check_gradients(net, X, y)
+    print(f"{net!r}, batch {args.batch}: relative error ||backprop - central difference|| / (||.|| + ||.||)")
+    worst = 0.0
+    for name, err in errors.items():
+        ok = err <= args.tolerance
+        worst = max(worst, err)
+        print(f"  {name:>4} {tuple(net.params[name].shape)!s:>10}  {err:.2e}  {'ok' if ok else 'FAIL'}")
+    verdict = "passed" if worst <= args.tolerance else "FAILED"
+    print(f"{verdict}: largest relative error {worst:.2e} (tolerance {args.tolerance:.0e})")
+    return 0 if worst <= args.tolerance else EXIT_ERROR

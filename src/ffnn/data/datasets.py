@@ -1,0 +1,644 @@
+"""The dataset registry: Fashion-MNIST, MNIST, scikit-learn's bundled sets, and user CSV/NPZ files.
+
+Every loader returns a :class:`Dataset` with float features ``X`` of shape ``(n, n_features)``
+and the :class:`Scaling` that turned raw features into them, so a saved model can apply the
+same transformation to new inputs.
+"""
+
+import csv
+import math
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, unknown_name
+from .download import download as _download
+from .idx import read_idx
+
+DATASETS = ("fashion_mnist", "mnist", "digits", "iris", "wine", "breast_cancer", "diabetes")
+USER_SUFFIXES = (".csv", ".npz")
+DTYPES = ("float32", "float64")
+
+# ---------------------------------------------------------------------------------------------
+# Scaling and Dataset
+
+
+@dataclass
+class Scaling:
+    """``X_scaled = (X - offset) / scale``.
+
+    ``offset`` and ``scale`` are float64 arrays of shape ``(n_features,)``, or 0-d (scalars)
+    when one value serves every feature.
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self):
+        self.offset = np.asarray(self.offset, dtype=np.float64)
+        self.scale = np.asarray(self.scale, dtype=np.float64)
+        for field in ("offset", "scale"):
+            value = getattr(self, field)
+            if value.ndim > 1:
+                raise DataError(f"scaling {field} must be a scalar or 1-D, got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise DataError(f"scaling {field} has non-finite values")
+        if np.any(self.scale == 0):
+            raise DataError("scaling scale has zeros")
+        if self.offset.ndim == self.scale.ndim == 1 and self.offset.shape != self.scale.shape:
+            raise DataError(f"scaling offset has {self.offset.size} values but scale has {self.scale.size}")
+
+    @property
+    def n_features(self):
+        """Number of features it expects, or None when both parts are scalars."""
+        for value in (self.offset, self.scale):
+            if value.ndim == 1:
+                return value.size
+        return None
+
+    def transform(self, X):
+        """Return ``(X - offset) / scale``, shape ``(n, n_features)``; float32 unless X is float64."""
+        X = np.asarray(X)
+        dtype = np.float64 if X.dtype == np.float64 else np.float32
+        return self._transform_inplace(X.astype(dtype, copy=True))
+
+    def _transform_inplace(self, X):
+        n = self.n_features
+        if n is not None and (X.ndim != 2 or X.shape[1] != n):
+            raise DataError(f"X has shape {X.shape}; this scaling expects (n, {n})")
+        X -= self.offset.astype(X.dtype)
+        X /= self.scale.astype(X.dtype)
+        return X
+
+    def to_dict(self):
+        """JSON-able form: floats or lists of floats."""
+        return {"offset": self.offset.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(offset=d["offset"], scale=d["scale"])
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, DataError):
+                raise
+            raise DataError(f"scaling must be a mapping with numeric 'offset' and 'scale' ({e})") from e
+
+
+@dataclass
+class Dataset:
+    """A train/test split ready for training.
+
+    ``X_*`` are float arrays ``(n, n_features)``; ``y_*`` are int64 labels ``(n,)`` in
+    ``0..k-1`` for classification, float ``(n,)`` or ``(n, k)`` for regression.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list | None  # None for regression
+    task: str  # "classification" or "regression"
+    scaling: Scaling | None  # what was applied to the raw features
+
+    @property
+    def n_features(self):
+        return self.X_train.shape[1]
+
+    @property
+    def n_outputs(self):
+        """Number of classes, or number of target columns."""
+        if self.task == "classification":
+            return len(self.class_names)
+        return 1 if self.y_train.ndim == 1 else self.y_train.shape[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def load(name, data_dir=None, target=None, *, download=True, mirrors=None, dtype="float32"):
+    """Load a dataset by name, or a user's ``.csv`` / ``.npz`` file by path.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+        One of ``DATASETS``, or a path ending in ``.csv`` or ``.npz``.
+    data_dir : str or os.PathLike, optional
+        First folder searched for the (Fashion-)MNIST files.
+    target : str or sequence of str, optional
+        Target column(s) of a CSV file (required for CSV, not used otherwise).
+    download : bool
+        Fetch missing (Fashion-)MNIST files into the user cache (SHA-256 verified).
+    mirrors : sequence of str, optional
+        Base URLs to download from, in order; default ``$FFNN_MIRRORS`` (comma-separated), else
+        the official ones.
+    dtype : {"float32", "float64"}
+        dtype of ``X`` (and of regression targets).
+
+    Returns
+    -------
+    Dataset
+    """
+    if str(dtype) not in DTYPES:
+        raise unknown_name("dtype", str(dtype), DTYPES)
+    dtype = np.dtype(str(dtype))
+    path = os.fspath(name)
+    if path.lower().endswith(USER_SUFFIXES):
+        if path.lower().endswith(".csv"):
+            return _load_csv(path, target, dtype)
+        _no_target(target, path)
+        return _load_npz(path, dtype)
+    key = path.lower().replace("-", "_")
+    _no_target(target, path)
+    if key in _IDX_SETS:
+        return _load_idx_set(key, data_dir, download, mirrors, dtype)
+    if key in _SKLEARN_SETS:
+        return _load_sklearn(key, dtype)
+    err = unknown_name("dataset", path, DATASETS)
+    raise ConfigError(f"{err}; a path ending in .csv or .npz is also accepted")
+
+
+def _no_target(target, name):
+    if target is not None:
+        raise ConfigError(f"target={target!r} only applies to CSV files, not {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST and MNIST
+
+
+_IDX_FILES = (  # (images, labels) for the train split, then the test split
+    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+)
+_IDX_SETS = {
+    "fashion_mnist": (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ),
+    "mnist": tuple(str(i) for i in range(10)),
+}
+IMAGE_SHAPE = (28, 28)
+
+# SHA-256 of the published .gz files
+SHA256 = {
+    "fashion_mnist": {
+        "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+        "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+        "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+        "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    },
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+}
+MIRRORS = {
+    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+}
+SYSTEM_DIRS = {  # folders of distribution packages (Debian: dataset-fashion-mnist)
+    "fashion_mnist": ("/usr/share/datasets/fashion-mnist",),
+    "mnist": (),
+}
+HOW_TO_GET = {
+    "fashion_mnist": "apt-get install dataset-fashion-mnist, or ",
+    "mnist": "",
+}
+
+
+def cache_dir(name):
+    """``$XDG_CACHE_HOME/ffnn/<name>``, by default ``~/.cache/ffnn/<name>``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ffnn", name)
+
+
+def _search_roots(name, data_dir):
+    """Folders searched for the four files, in order, each with its subfolders named after the set."""
+    roots = []
+    if data_dir is not None:
+        roots.append(os.fspath(data_dir))
+    env = os.environ.get("FFNN_DATA_DIR")
+    if env:
+        roots.append(env)
+    roots.append(cache_dir(name))
+    roots.extend(SYSTEM_DIRS.get(name, ()))
+    folders = []
+    for root in roots:
+        for sub in ("", name, name.replace("_", "-")):
+            folder = os.path.join(root, sub) if sub else root
+            if folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+def _find_in(folder):
+    """The four file paths in ``folder`` (each .gz or not), or the list of missing names."""
+    found, missing = [], []
+    for base in (b for pair in _IDX_FILES for b in pair):
+        for candidate in (base + ".gz", base):
+            if os.path.isfile(os.path.join(folder, candidate)):
+                found.append(os.path.join(folder, candidate))
+                break
+        else:
+            missing.append(base + ".gz")
+    return found, missing
+
+
+def _mirror_list(name, mirrors):
+    if mirrors is None:
+        env = os.environ.get("FFNN_MIRRORS", "")
+        mirrors = [m.strip() for m in env.split(",") if m.strip()] or MIRRORS[name]
+    elif isinstance(mirrors, str):
+        mirrors = [m.strip() for m in mirrors.split(",") if m.strip()]
+    return list(mirrors)
+
+
+def _fetch(name, mirrors):
+    """Download the missing files into the cache; return (their paths or None, failure notes)."""
+    folder = cache_dir(name)
+    failures = []
+    paths = []
+    for base in (b for pair in _IDX_FILES for b in pair):
+        have = [os.path.join(folder, c) for c in (base + ".gz", base) if os.path.isfile(os.path.join(folder, c))]
+        if have:
+            paths.append(have[0])
+            continue
+        filename = base + ".gz"
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + filename
+            try:
+                dest = os.path.join(folder, filename)
+                paths.append(_download(url, dest, SHA256[name][filename], progress=sys.stderr.isatty()))
+                break
+            except (DataError, OSError) as e:
+                failures.append(str(e) if isinstance(e, DataError) else f"{url}: {e}")
+        else:
+            return None, failures
+    return paths, failures
+
+
+def _load_idx_set(name, data_dir, download, mirrors, dtype):
+    folders = _search_roots(name, data_dir)
+    incomplete = []
+    for folder in folders:
+        paths, missing = _find_in(folder)
+        if not missing:
+            return _assemble_idx(name, paths, dtype)
+        if paths:
+            incomplete.append(f"{folder} lacks {', '.join(missing)}")
+    failures = []
+    if download:
+        mirror_list = _mirror_list(name, mirrors)
+        paths, failures = _fetch(name, mirror_list)
+        if paths is not None:
+            return _assemble_idx(name, paths, dtype)
+        if not mirror_list:
+            failures = ["no mirrors given"]
+    files = ", ".join(b + ".gz" for pair in _IDX_FILES for b in pair)
+    parts = [f"{name}: files not found (need {files}, .gz or not); looked in {', '.join(folders)}"]
+    if incomplete:
+        parts.append("incomplete: " + "; ".join(incomplete))
+    parts.append(("download failed: " + "; ".join(failures)) if download else "download disabled")
+    parts.append(
+        f"to get them: {HOW_TO_GET[name]}put the four files in a folder and pass it as data_dir "
+        f"(--data-dir) or set FFNN_DATA_DIR, or allow the download (mirrors: FFNN_MIRRORS)"
+    )
+    raise DataError("; ".join(parts))
+
+
+def _read_split(images_path, labels_path, n_classes):
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    names = f"{images_path} and {labels_path}"
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+        raise DataError(
+            f"{images_path}: images have shape {images.shape} and dtype {images.dtype}; "
+            f"expected (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}) uint8"
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{labels_path}: labels have shape {labels.shape} and dtype {labels.dtype}; expected (n,) integers"
+        )
+    if len(images) != len(labels):
+        raise DataError(f"{names}: {len(images)} images but {len(labels)} labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{labels_path}: labels range {labels.min()}..{labels.max()}; expected 0..{n_classes - 1}")
+    return images.reshape(len(images), -1), labels.astype(np.int64)
+
+
+def _assemble_idx(name, paths, dtype):
+    class_names = list(_IDX_SETS[name])
+    train_img, train_lab, test_img, test_lab = paths
+    X_train, y_train = _read_split(train_img, train_lab, len(class_names))
+    X_test, y_test = _read_split(test_img, test_lab, len(class_names))
+    scaling = Scaling(offset=0.0, scale=255.0)  # pixels 0..255 -> [0, 1]
+    return Dataset(
+        name=name,
+        X_train=scaling._transform_inplace(X_train.astype(dtype)),
+        y_train=y_train,
+        X_test=scaling._transform_inplace(X_test.astype(dtype)),
+        y_test=y_test,
+        class_names=class_names,
+        task="classification",
+        scaling=scaling,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's bundled sets
+
+_SKLEARN_SETS = {  # name -> (loader name, task)
+    "digits": ("load_digits", "classification"),
+    "iris": ("load_iris", "classification"),
+    "wine": ("load_wine", "classification"),
+    "breast_cancer": ("load_breast_cancer", "classification"),
+    "diabetes": ("load_diabetes", "regression"),
+}
+TEST_SIZE = 0.2  # held-out fraction when a set has no test split of its own
+SPLIT_SEED = 0  # random_state of that split, so every run sees the same split
+
+
+def _load_sklearn(name, dtype):
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    loader_name, task = _SKLEARN_SETS[name]
+    kwargs = {"scaled": False} if name == "diabetes" else {}  # raw features; the split's own scaling follows
+    bunch = getattr(sklearn.datasets, loader_name)(**kwargs)
+    X = np.asarray(bunch.data, dtype=np.float64)
+    if task == "classification":
+        y = np.asarray(bunch.target, dtype=np.int64)
+        class_names = [str(c) for c in bunch.target_names]
+        stratify = y
+    else:
+        y = np.asarray(bunch.target, dtype=dtype)
+        class_names = None
+        stratify = None
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=stratify
+    )
+    return _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dtype)
+
+
+def _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dtype):
+    """Standardise features with the train split's mean and std (std 0 -> 1)."""
+    X_train = np.asarray(X_train, dtype=np.float64)
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std[std == 0] = 1.0
+    scaling = Scaling(offset=mean, scale=std)
+    return Dataset(
+        name=name,
+        X_train=scaling.transform(X_train).astype(dtype, copy=False),
+        y_train=y_train,
+        X_test=scaling.transform(np.asarray(X_test, dtype=np.float64)).astype(dtype, copy=False),
+        y_test=y_test,
+        class_names=class_names,
+        task=task,
+        scaling=scaling,
+    )
+
+
+def _holdout(X, y, task, source):
+    """Split off a test set (stratified for classification when every class allows it)."""
+    from sklearn.model_selection import train_test_split
+
+    if len(X) < 2:
+        raise DataError(f"{source}: {len(X)} rows; at least 2 are needed to hold out a test split")
+    if task == "classification":
+        try:
+            return train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=y)
+        except ValueError:
+            pass  # a class too small to be in both splits
+    return train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED)
+
+
+# ---------------------------------------------------------------------------------------------
+# user files
+
+
+def _encode_labels(values, source):
+    """Class names (sorted, as str) and int64 indices for label values (numbers or strings)."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise DataError(f"{source}: class labels must be 1-D, got shape {values.shape}")
+    classes, y = np.unique(values, return_inverse=True)
+    return [str(c) for c in classes], y.astype(np.int64).reshape(-1)
+
+
+def _load_csv(path, target, dtype):
+    if target is None:
+        columns = _csv_header(path)
+        raise DataError(f"{path}: a CSV needs target=<column> (--target); columns: {', '.join(columns)}")
+    targets = [target] if isinstance(target, str) else list(target)
+    header, rows = _read_csv(path)
+    missing = [t for t in targets if t not in header]
+    if missing:
+        raise DataError(f"{path}: no target column {', '.join(map(repr, missing))}; columns: {', '.join(header)}")
+    if len(set(targets)) != len(targets):
+        raise DataError(f"{path}: target columns repeat: {', '.join(targets)}")
+    if len(header) == len(targets):
+        raise DataError(f"{path}: no feature columns besides the target")
+    t_idx = [header.index(t) for t in targets]
+    f_idx = [i for i in range(len(header)) if i not in t_idx]
+
+    X = np.empty((len(rows), len(f_idx)), dtype=np.float64)
+    raw_targets = [[] for _ in t_idx]
+    for r, (line, row) in enumerate(rows):
+        for j, i in enumerate(f_idx):
+            X[r, j] = _parse_feature(row[i], path, line, header[i])
+        for k, i in enumerate(t_idx):
+            cell = row[i].strip()
+            if cell == "" or cell.lower() == "nan":
+                raise DataError(f"{path} line {line}: missing value in target column {header[i]!r}")
+            raw_targets[k].append((line, cell))
+
+    task, y, class_names = _csv_targets(raw_targets, [header[i] for i in t_idx], path, dtype)
+    X_train, X_test, y_train, y_test = _holdout(X, y, task, path)
+    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype)
+
+
+def _csv_header(path):
+    header, _ = _read_csv(path, header_only=True)
+    return header
+
+
+def _read_csv(path, header_only=False):
+    """(header, [(line number, row), ...]); rows all have the header's length, blank lines dropped."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: empty file; a header row with column names is required")
+            header = [h.strip() for h in header]
+            if all(_is_number(h) for h in header):
+                raise DataError(f"{path} line 1: looks like data; a header row with column names is required")
+            if any(h == "" for h in header):
+                raise DataError(f"{path} line 1: empty column name in the header")
+            dup = sorted({h for h in header if header.count(h) > 1})
+            if dup:
+                raise DataError(f"{path} line 1: repeated column names: {', '.join(dup)}")
+            if header_only:
+                return header, []
+            rows = []
+            for row in reader:
+                if not row or all(c.strip() == "" for c in row) and len(row) == 1:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"{path} line {reader.line_num}: {len(row)} fields, expected {len(header)}")
+                rows.append((reader.line_num, row))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise DataError(f"{path}: cannot read CSV ({reason})") from e
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header")
+    return header, rows
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_feature(cell, path, line, column):
+    text = cell.strip()
+    if text == "":
+        raise DataError(f"{path} line {line}: missing value in column {column!r}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{path} line {line}: non-numeric value {text!r} in feature column {column!r}") from None
+    if math.isnan(value):
+        raise DataError(f"{path} line {line}: missing value (NaN) in column {column!r}")
+    if math.isinf(value):
+        raise DataError(f"{path} line {line}: non-finite value {text!r} in column {column!r}")
+    return value
+
+
+def _csv_targets(raw_targets, names, path, dtype):
+    """Decide the task from the target cells: integers or strings -> classes, floats -> regression."""
+    if len(raw_targets) == 1:
+        cells = [c for _, c in raw_targets[0]]
+        ints = _all_ints(cells)
+        if ints is not None:
+            class_names, y = _encode_labels(ints, path)
+            return "classification", y, class_names
+        if not all(_is_number(c) for c in cells):
+            class_names, y = _encode_labels(cells, path)
+            return "classification", y, class_names
+    columns = []
+    for name, cells in zip(names, raw_targets):
+        column = []
+        for line, cell in cells:
+            try:
+                value = float(cell)
+            except ValueError:
+                raise DataError(
+                    f"{path} line {line}: non-numeric value {cell!r} in target column {name!r} "
+                    f"(several target columns must all be numeric)"
+                ) from None
+            if not math.isfinite(value):
+                raise DataError(f"{path} line {line}: non-finite value {cell!r} in target column {name!r}")
+            column.append(value)
+        columns.append(column)
+    y = np.asarray(columns, dtype=dtype).T
+    return "regression", (y[:, 0].copy() if len(columns) == 1 else y), None
+
+
+def _all_ints(cells):
+    try:
+        return [int(c) for c in cells]
+    except ValueError:
+        return None
+
+
+def _load_npz(path, dtype):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if {"X_train", "y_train", "X_test", "y_test"} <= keys:
+                parts = {k: npz[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+            elif {"X", "y"} <= keys:
+                parts = {k: npz[k] for k in ("X", "y")}
+            else:
+                raise DataError(
+                    f"{path}: expected arrays X_train, y_train, X_test, y_test or X, y; "
+                    f"found {', '.join(sorted(keys)) or 'none'}"
+                )
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{path}: cannot read NPZ ({reason})") from e
+
+    for key in [k for k in parts if k.startswith("X")]:
+        parts[key] = _npz_features(parts[key], path, key)
+    for key in [k for k in parts if k.startswith("y")]:
+        X_key = "X" + key[1:]
+        y, X = parts[key], parts[X_key]
+        if y.ndim == 0 or len(y) != len(X):
+            rows = f"{len(y)} rows" if y.ndim else "no rows (a scalar)"
+            raise DataError(f"{path}: {key} has {rows} but {X_key} has {len(X)}")
+
+    if "X" in parts:
+        task, y, class_names = _npz_targets([parts["y"]], path, dtype)
+        X_train, X_test, y_train, y_test = _holdout(parts["X"], y[0], task, path)
+    else:
+        X_train, X_test = parts["X_train"], parts["X_test"]
+        if X_train.shape[1] != X_test.shape[1]:
+            raise DataError(f"{path}: X_train has {X_train.shape[1]} features but X_test has {X_test.shape[1]}")
+        task, (y_train, y_test), class_names = _npz_targets([parts["y_train"], parts["y_test"]], path, dtype)
+    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype)
+
+
+def _npz_features(X, path, key):
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} has dtype {X.dtype}; features must be numeric")
+    if X.ndim < 2:
+        raise DataError(f"{path}: {key} has shape {X.shape}; expected (n, n_features)")
+    X = X.reshape(len(X), -1).astype(np.float64)
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{path}: {key} has non-finite values (NaN or inf)")
+    return X
+
+
+def _npz_targets(ys, path, dtype):
+    """Task, encoded targets and class names for the y arrays (train and test share the classes)."""
+    kinds = {y.dtype.kind for y in ys}
+    if kinds <= set("biuUS"):
+        if any(y.ndim != 1 for y in ys):
+            raise DataError(f"{path}: class labels must be 1-D, got shapes {', '.join(str(y.shape) for y in ys)}")
+        class_names, codes = _encode_labels(np.concatenate(ys), path)
+        bounds = np.cumsum([len(y) for y in ys])[:-1]
+        return "classification", np.split(codes, bounds), class_names
+    if kinds <= set("biuf"):
+        out = []
+        for y in ys:
+            if y.ndim not in (1, 2):
+                raise DataError(f"{path}: regression targets have shape {y.shape}; expected (n,) or (n, k)")
+            if not np.all(np.isfinite(y)):
+                raise DataError(f"{path}: regression targets have non-finite values (NaN or inf)")
+            out.append(y.astype(dtype))
+        if len({y.shape[1:] for y in out}) > 1:
+            shapes = ", ".join(str(y.shape) for y in out)
+            raise DataError(f"{path}: train and test targets differ in shape: {shapes}")
+        return "regression", out, None
+    dtypes = ", ".join(sorted(str(y.dtype) for y in ys))
+    raise DataError(f"{path}: targets have dtype {dtypes}; expected numbers or strings")

@@ -1,0 +1,172 @@
+"""Model and checkpoint files: safetensors, never pickle.
+
+A model file holds the tensors W1..WL, b1..bL and, in the safetensors metadata, the format name and version,
+the architecture (``config``), user metadata (class names, feature scaling, ...) and a SHA-256 of the tensor
+data, so a truncated, altered or foreign file is refused with one clear line. A checkpoint is a model file with
+the optimizer's arrays and the trainer's state added, enough to resume a run exactly.
+
+Every write is atomic (temporary file, fsync, rename): a failed save leaves the previous file intact.
+"""
+
+import hashlib
+import json
+import os
+import struct
+
+import numpy as np
+
+from .backend import to_numpy
+from .errors import FFNNError, ModelFileError
+from .fsutil import write_bytes
+
+FORMAT = "ffnn"
+FORMAT_VERSION = 1
+MAX_HEADER = 64 * 1024 * 1024
+_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "U64": np.uint64, "U8": np.uint8}
+
+
+def _digest(tensors):
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(name.encode() + b"\0" + str(a.dtype).encode() + b"\0" + str(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def write_file(path, tensors, meta):
+    """Write named NumPy arrays and a JSON-able ``meta`` dict as one safetensors file, atomically."""
+    from safetensors.numpy import save
+
+    tensors = {k: np.ascontiguousarray(to_numpy(v)) for k, v in tensors.items()}
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "sha256": _digest(tensors),
+              "meta": json.dumps(meta, sort_keys=True)}
+    write_bytes(path, save(tensors, metadata=header))
+
+
+def read_file(path):
+    """Read a file written by :func:`write_file`: (tensors, meta). Anything else is a ModelFileError."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModelFileError(f"{name}: cannot read the model file ({exc.strerror or exc})") from None
+    header = _parse_header(name, data)
+    meta_raw = header.get("__metadata__") or {}
+    if meta_raw.get("format") != FORMAT:
+        raise ModelFileError(f"{name}: not an ffnn model file (no ffnn format tag in its metadata)")
+    try:
+        version = int(meta_raw.get("format_version", ""))
+    except ValueError:
+        raise ModelFileError(f"{name}: damaged model file (bad format version)") from None
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{name}: written by a newer ffnn (model format {version}); this version reads "
+                             f"format {FORMAT_VERSION} and older: upgrade ffnn")
+    from safetensors.numpy import load
+    try:
+        tensors = load(data)
+    except Exception as exc:  # safetensors raises its own error types for damaged buffers
+        raise ModelFileError(f"{name}: damaged model file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if _digest(tensors) != meta_raw.get("sha256"):
+        raise ModelFileError(f"{name}: damaged model file (its parameters do not match their checksum)")
+    try:
+        meta = json.loads(meta_raw.get("meta", "{}"))
+    except ValueError:
+        raise ModelFileError(f"{name}: damaged model file (unreadable metadata)") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{name}: damaged model file (unreadable metadata)")
+    return tensors, meta
+
+
+def _parse_header(name, data):
+    # safetensors layout: 8-byte little-endian header length, JSON header, then the tensor bytes.
+    if len(data) < 8:
+        raise ModelFileError(f"{name}: not a model file (only {len(data)} bytes; truncated or empty)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER or 8 + n > len(data):
+        raise ModelFileError(f"{name}: not a model file or truncated (header of {n} bytes in a file of "
+                             f"{len(data)})")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ModelFileError(f"{name}: not a model file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{name}: not a model file (unreadable header)")
+    end = 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise ModelFileError(f"{name}: not a model file (bad metadata)")
+            continue
+        try:
+            lo, hi = info["data_offsets"]
+            end = max(end, int(hi))
+            if info["dtype"] not in _DTYPES:
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            raise ModelFileError(f"{name}: not a model file (bad tensor entry {key!r})") from None
+    if 8 + n + end != len(data):
+        raise ModelFileError(f"{name}: truncated or damaged model file ({len(data)} bytes; the header describes "
+                             f"{8 + n + end})")
+    return header
+
+
+def save_network(net, path, metadata=None):
+    """Save ``net`` (architecture, parameters, ``net.metadata`` updated with ``metadata``) to ``path``."""
+    meta = {"config": net.config, "metadata": {**net.metadata, **(metadata or {})}}
+    write_file(path, {k: v for k, v in net.params.items()}, meta)
+
+
+def network_from(tensors, meta, name, device="cpu"):
+    """Build a Network from the tensors and meta of a model or checkpoint file."""
+    from .network import Network
+
+    try:
+        config = meta["config"]
+        net = Network(config["sizes"], activation=config["activation"], output=config["output"],
+                      loss=config["loss"], init=config.get("init", "xavier"), dtype=config["dtype"], seed=0,
+                      device=device)
+        for key, view in net.params.items():
+            array = tensors[key]
+            if array.shape != view.shape:
+                raise ValueError(f"{key} has shape {array.shape}, expected {view.shape}")
+            view[...] = net.xp.asarray(array)
+    except (KeyError, TypeError, ValueError, FFNNError) as exc:
+        raise ModelFileError(f"{name}: damaged model file (inconsistent architecture: {exc})") from None
+    net.metadata = dict(meta.get("metadata") or {})
+    return net
+
+
+def load_network(path, device="cpu"):
+    """Read a model written by :func:`save_network`; predictions are bit-identical to the saved network's."""
+    tensors, meta = read_file(path)
+    return network_from(tensors, meta, os.fspath(path), device)
+
+
+def save_checkpoint(path, net, trainer, extra=None):
+    """Parameters, optimizer arrays and trainer state: everything needed to resume exactly."""
+    state = trainer.state_dict()
+    tensors = dict(net.params)
+    for key, array in state["optimizer"].pop("arrays").items():
+        tensors[f"optimizer.{key}"] = array
+    best = state.pop("best_theta")
+    if best is not None:
+        tensors["trainer.best_theta"] = best
+    meta = {"config": net.config, "metadata": net.metadata, "trainer": state, "extra": extra or {}}
+    write_file(path, tensors, meta)
+
+
+def load_checkpoint(path, device="cpu"):
+    """(net, trainer_state, extra) from :func:`save_checkpoint`; feed trainer_state to Trainer.load_state_dict."""
+    name = os.fspath(path)
+    tensors, meta = read_file(path)
+    net = network_from(tensors, meta, name, device)
+    try:
+        state = meta["trainer"]
+        state["optimizer"]["arrays"] = {k[len("optimizer."):]: v for k, v in tensors.items()
+                                        if k.startswith("optimizer.")}
+        state["best_theta"] = tensors.get("trainer.best_theta")
+    except (KeyError, TypeError):
+        raise ModelFileError(f"{name}: not a checkpoint (no trainer state); pass a run folder or checkpoint") from None
+    return net, state, meta.get("extra", {})

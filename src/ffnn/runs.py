@@ -1,0 +1,199 @@
+"""A training run on disk: config -> data -> Network + optimizer -> Trainer -> files in a run folder.
+
+A run folder holds
+  config.json              the TrainConfig of the run
+  history.csv              one row per finished epoch (rewritten atomically after each epoch)
+  checkpoint.safetensors   parameters, optimizer state, shuffling state, history: resumes the run exactly
+  model.safetensors        the trained network with class names and feature scaling
+  summary.json             test_loss, test_accuracy, epochs_completed, seconds, status
+Every file is written atomically, so an interrupted or crashed run leaves the last good version of each.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import data
+from .config import TrainConfig
+from .errors import ConfigError, TrainingDiverged
+from .fsutil import write_text
+from .io import load_checkpoint, save_checkpoint
+from .network import Network
+from .optimizers import get_optimizer
+from .training import Trainer, split_validation
+
+CONFIG, HISTORY, CHECKPOINT, MODEL, SUMMARY = ("config.json", "history.csv", "checkpoint.safetensors",
+                                                "model.safetensors", "summary.json")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its folder, network, history, summary and final status."""
+
+    run_dir: str
+    net: Network
+    trainer: Trainer
+    summary: dict
+    status: str          # "completed", "interrupted" or "diverged"
+    message: str = ""
+
+
+def new_run_dir(config):
+    """A fresh folder ``output_dir/<run name>`` (with -2, -3, ... appended rather than reuse an old one)."""
+    base = os.path.join(config.output_dir, config.run_name())
+    path, i = base, 1
+    while os.path.exists(path):
+        i += 1
+        path = f"{base}-{i}"
+    os.makedirs(path)
+    return path
+
+
+def build_network(config, dataset):
+    """The Network a config describes for a dataset: sizes from the data, output and loss from the task."""
+    classification = dataset.task == "classification"
+    output = config.output or ("softmax" if classification else "linear")
+    loss = config.loss or ("cross_entropy" if classification else "squared_error")
+    if not classification and output == "softmax":
+        raise ConfigError(f"dataset {dataset.name!r} is a regression task; use output 'linear' with loss "
+                          "'squared_error'")
+    sizes = [dataset.n_features] + config.hidden + [dataset.n_outputs]
+    net = Network(sizes, activation=config.activation, output=output, loss=loss, init=config.weight_init,
+                  dtype=config.dtype, seed=config.seed, device=config.device)
+    net.metadata = {"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
+                    "scaling": dataset.scaling.to_dict() if dataset.scaling is not None else None,
+                    "target": config.target}
+    return net
+
+
+def load_dataset(config):
+    return data.load(config.dataset, data_dir=config.data_dir, target=config.target, dtype=config.dtype)
+
+
+class _EpochFiles:
+    """After every epoch: history.csv and checkpoint.safetensors, atomically."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, trainer, row):
+        save_checkpoint(os.path.join(self.run_dir, CHECKPOINT), trainer.net, trainer)
+        trainer.history.to_csv(os.path.join(self.run_dir, HISTORY))
+
+
+@contextlib.contextmanager
+def stop_on_sigint(trainer, log):
+    """First Ctrl-C: finish the current batch and stop; a second one interrupts at once."""
+    if os.name != "posix" or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        def handler(signum, frame):
+            trainer.stop_requested = True
+            log("\nstopping after this batch (press Ctrl-C again to abort at once)")
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler can be installed
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=print, handle_sigint=True,
+          dataset=None):
+    """Run (or resume) the training a TrainConfig describes, writing everything into a run folder.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : str, optional
+        Folder to write into (a new one under ``config.output_dir`` when omitted).
+    resume : bool
+        Continue the run in ``run_dir`` from its checkpoint, up to ``config.epochs`` epochs in total.
+    callbacks : list
+        Extra Trainer callbacks (pruning, logging, ...).
+    dataset : Dataset, optional
+        Already loaded data (sweeps reuse it across trials).
+
+    Returns
+    -------
+    RunResult
+    """
+    config.validate()
+    started = time.perf_counter()
+    dataset = dataset if dataset is not None else load_dataset(config)
+    rng = np.random.default_rng(config.seed + 1)  # validation split, then shuffling
+    X, y = dataset.X_train, dataset.y_train
+    validation = None
+    if config.val_fraction:
+        X, y, X_val, y_val = split_validation(X, y, config.val_fraction, rng)
+        validation = (X_val, y_val)
+    if resume:
+        net, state, _ = load_checkpoint(os.path.join(run_dir, CHECKPOINT), device=config.device)
+    else:
+        net = build_network(config, dataset)
+        run_dir = run_dir or new_run_dir(config)
+        os.makedirs(run_dir, exist_ok=True)
+        write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")
+    X, y = net._check_X(X), net._check_y(y, X.shape[0])
+    if validation is not None:
+        validation = (net._check_X(validation[0]), net._check_y(validation[1], validation[0].shape[0]))
+    optimizer = get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs())
+    trainer = Trainer(net, optimizer, epochs=config.epochs, batch_size=config.batch_size,
+                      weight_decay=config.weight_decay, patience=config.patience, seed=rng,
+                      callbacks=[_EpochFiles(run_dir), *callbacks], verbose=verbose, log=log)
+    if resume:
+        trainer.load_state_dict(state)
+        trainer.epochs = config.epochs
+        if trainer.epoch >= trainer.epochs:
+            log(f"{run_dir} already finished {trainer.epoch} epochs; pass a larger --epochs to train further")
+    status, message = "completed", ""
+    guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
+    with guard:
+        try:
+            trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation)
+        except TrainingDiverged as exc:
+            status, message = "diverged", str(exc)
+    if trainer.interrupted:
+        status = "interrupted"
+        message = (f"interrupted: {trainer.epoch} of {trainer.epochs} epochs finished and saved; resume with: "
+                   f"ffnn train --resume {run_dir}")
+    if status != "completed":
+        save_checkpoint(os.path.join(run_dir, CHECKPOINT), net, trainer)
+        trainer.history.to_csv(os.path.join(run_dir, HISTORY))
+    net.save(os.path.join(run_dir, MODEL))
+    test = net.evaluate(dataset.X_test, dataset.y_test)
+    summary = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
+               "epochs_completed": trainer.epoch, "seconds": round(time.perf_counter() - started, 3),
+               "status": status, "run_dir": run_dir}
+    if validation is not None and len(trainer.history):
+        summary["best_val_accuracy"] = max((a for a in trainer.history["val_accuracy"] if a is not None),
+                                           default=None)
+        summary["best_val_loss"] = min(trainer.history["val_loss"])
+    write_text(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=2) + "\n")
+    return RunResult(run_dir, net, trainer, summary, status, message)
+
+
+def load_run_config(run_dir):
+    """The TrainConfig saved in a run folder."""
+    path = os.path.join(run_dir, CONFIG)
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG}); pass the folder a training run "
+                          "created") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's configuration ({exc})") from None
+    if not os.path.exists(os.path.join(run_dir, CHECKPOINT)):
+        raise ConfigError(f"{run_dir} has no {CHECKPOINT} to resume from (it finished no epoch)")
+    return TrainConfig.from_dict(values, source=path)
