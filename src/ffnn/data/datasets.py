@@ -312,9 +312,10 @@ def _load_idx_set(name, data_dir, download, mirrors, dtype):
     if incomplete:
         parts.append("incomplete: " + "; ".join(incomplete))
     parts.append(("download failed: " + "; ".join(failures)) if download else "download disabled")
+    fetch = "allow the download" if not download else "give working mirrors (mirrors=, FFNN_MIRRORS)"
     parts.append(
         f"to get them: {HOW_TO_GET[name]}put the four files in a folder and pass it as data_dir "
-        f"(--data-dir) or set FFNN_DATA_DIR, or allow the download (mirrors: FFNN_MIRRORS)"
+        f"(--data-dir) or set FFNN_DATA_DIR, or {fetch}"
     )
     raise DataError("; ".join(parts))
 
