@@ -1,0 +1,222 @@
+"""Training speed on Fashion-MNIST: ffnn against PyTorch and scikit-learn, measured side by side.
+
+For each configuration the three libraries train the same network with the same optimizer, batch size and
+learning rate; their epochs alternate (ffnn, PyTorch with in-memory tensors, PyTorch with a DataLoader,
+scikit-learn) so that machine noise hits all of them alike. Printed per configuration: median and range of the
+seconds per epoch, the ratios ffnn/PyTorch and ffnn/scikit-learn, ffnn's achieved GFLOP/s and its fraction of the
+float32 matrix-product peak measured here, test accuracy after the same epochs, and predict() throughput.
+
+    python benchmarks/train_speed.py            # the full table (a few minutes)
+    python benchmarks/train_speed.py --quick    # a smoke test on a small subset
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import ffnn
+from ffnn.training import Trainer
+from ffnn.optimizers import get_optimizer
+
+CONFIGS = [  # (sizes, batch, optimizer, learning rate)
+    ([784, 128, 128, 10], 32, "sgd", 0.05),
+    ([784, 128, 128, 10], 32, "adam", 1e-3),
+    ([784, 128, 128, 10], 64, "sgd", 0.05),
+    ([784, 128, 128, 10], 64, "adam", 1e-3),
+    ([784, 128, 128, 10], 256, "sgd", 0.1),
+    ([784, 128, 128, 10], 256, "adam", 1e-3),
+    ([784, 512, 512, 10], 256, "adam", 1e-3),
+]
+
+
+def gemm_peak(repeats=5, n=2048):
+    """float32 matrix-product GFLOP/s on this machine (numpy's BLAS, all its threads), best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n), dtype=np.float32)
+    B = rng.standard_normal((n, n), dtype=np.float32)
+    C = np.empty((n, n), np.float32)
+    np.matmul(A, B, out=C)
+    best = min(_timed(lambda: np.matmul(A, B, out=C)) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def epoch_flops(sizes, n):
+    """Matrix-product work of one epoch: forward, grad_W for every layer, grad_h for layers 2..L."""
+    products = [a * b for a, b in zip(sizes, sizes[1:])]
+    return 2 * n * (3 * sum(products) - products[0])
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+class FFNNRunner:
+    name = "ffnn"
+
+    def __init__(self, sizes, batch, opt, lr, seed):
+        self.net = ffnn.Network(sizes, activation="tanh", init="xavier", seed=seed)
+        self.trainer = Trainer(self.net, get_optimizer(opt, lr), epochs=1, batch_size=batch, seed=seed,
+                               verbose=0)
+
+    def epoch(self, X, y):
+        self.trainer.epochs += 0 if self.trainer.epoch == 0 else 1
+        self.trainer.fit(X, y)
+
+    def accuracy(self, X, y):
+        return float(np.mean(self.net.predict(X) == y))
+
+    def predict(self, X):
+        return self.net.predict(X)
+
+
+class TorchRunner:
+    def __init__(self, sizes, batch, opt, lr, seed, loader):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.Tanh())
+        self.torch, self.model = torch, nn.Sequential(*layers)
+        self.loss = nn.CrossEntropyLoss()
+        self.opt = (torch.optim.SGD(self.model.parameters(), lr=lr) if opt == "sgd"
+                    else torch.optim.Adam(self.model.parameters(), lr=lr))
+        self.batch, self.loader = batch, loader
+        self.name = "torch-loader" if loader else "torch"
+        self._data = None
+
+    def _tensors(self, X, y):
+        if self._data is None or self._data[0] is not X:
+            self._data = (X, self.torch.from_numpy(X), self.torch.from_numpy(y))
+        return self._data[1:]
+
+    def _step(self, xb, yb):
+        self.opt.zero_grad(set_to_none=True)
+        self.loss(self.model(xb), yb).backward()
+        self.opt.step()
+
+    def epoch(self, X, y):
+        Xt, yt = self._tensors(X, y)
+        if self.loader:
+            from torch.utils.data import DataLoader, TensorDataset
+            for xb, yb in DataLoader(TensorDataset(Xt, yt), batch_size=self.batch, shuffle=True):
+                self._step(xb, yb)
+            return
+        perm = self.torch.randperm(Xt.shape[0])
+        for i in range(0, Xt.shape[0], self.batch):
+            idx = perm[i:i + self.batch]
+            self._step(Xt[idx], yt[idx])
+
+    def predict(self, X):
+        with self.torch.no_grad():
+            return self.model(self.torch.from_numpy(X)).argmax(1).numpy()
+
+    def accuracy(self, X, y):
+        return float(np.mean(self.predict(X) == y))
+
+
+class SklearnRunner:
+    name = "sklearn"
+
+    def __init__(self, sizes, batch, opt, lr, seed):
+        from sklearn.neural_network import MLPClassifier
+
+        # Matched settings: no L2 (alpha=0), plain SGD without momentum, or Adam.
+        self.model = MLPClassifier(hidden_layer_sizes=sizes[1:-1], activation="tanh", solver=opt, alpha=0.0,
+                                   batch_size=batch, learning_rate_init=lr, momentum=0.0,
+                                   nesterovs_momentum=False, shuffle=True, random_state=seed)
+        self.classes = np.arange(sizes[-1])
+
+    def epoch(self, X, y):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.partial_fit(X, y, classes=self.classes)
+
+    def predict(self, X):
+        return self.model.predict(X)
+
+    def accuracy(self, X, y):
+        return float(np.mean(self.predict(X) == y))
+
+
+def median_range(values):
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
+    runners = [FFNNRunner(sizes, batch, opt, lr, 0)]
+    if "torch" in libraries:
+        runners += [TorchRunner(sizes, batch, opt, lr, 0, loader=False),
+                    TorchRunner(sizes, batch, opt, lr, 0, loader=True)]
+    if "sklearn" in libraries:
+        runners.append(SklearnRunner(sizes, batch, opt, lr, 0))
+    times = {r.name: [] for r in runners}
+    for _ in range(epochs):
+        for r in runners:  # alternate, so noise hits everyone alike
+            times[r.name].append(_timed(lambda: r.epoch(X, y)))
+    pred = {r.name: [] for r in runners}
+    for _ in range(5):
+        for r in runners:
+            pred[r.name].append(_timed(lambda: r.predict(Xt)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    gflops = epoch_flops(sizes, X.shape[0]) / med["ffnn"] / 1e9
+    label = f"{'-'.join(map(str, sizes))} B{batch} {opt}"
+    print(f"\n{label}: seconds per epoch, median (min-max) of {epochs}")
+    for r in runners:
+        ratio = "" if r.name == "ffnn" else f"   ffnn/{r.name} = {med['ffnn'] / med[r.name]:.2f}"
+        print(f"  {r.name:<13} {median_range(times[r.name]):<24} test acc {r.accuracy(Xt, yt):.4f}"
+              f"   predict {Xt.shape[0] / statistics.median(pred[r.name]):>10,.0f} rows/s{ratio}")
+    print(f"  ffnn: {gflops:.1f} GFLOP/s = {gflops / peak:.0%} of the {peak:.0f} GFLOP/s float32 GEMM peak")
+    return label, med, {k: statistics.median(v) for k, v in pred.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small subset, 2 epochs, 2 configs (a smoke test)")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per library and config (default 5)")
+    parser.add_argument("--config", type=int, nargs="*", help="indices into the config list (default: all)")
+    args = parser.parse_args(argv)
+
+    ds = ffnn.datasets.load("fashion_mnist")
+    X, y, Xt, yt = ds.X_train, ds.y_train, ds.X_test, ds.y_test
+    configs = CONFIGS if args.config is None else [CONFIGS[i] for i in args.config]
+    epochs = args.epochs
+    if args.quick:
+        X, y, Xt, yt, configs, epochs = X[:3000], y[:3000], Xt[:1000], yt[:1000], CONFIGS[2:4], 2
+    libraries = []
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+        libraries.append("torch")
+    except ImportError:
+        print("PyTorch is not installed (pip install 'ffnn[bench]'): comparing with scikit-learn only")
+    libraries.append("sklearn")
+    peak = gemm_peak()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}"
+          + (f", torch {torch.__version__}" if "torch" in libraries else "")
+          + f"; float32 GEMM peak {peak:.0f} GFLOP/s")
+    rows = [run_config(s, b, o, lr, X, y, Xt, yt, epochs, peak, libraries) for s, b, o, lr in configs]
+    print("\nsummary (medians): config | ffnn s/epoch | ffnn/torch | ffnn/torch-loader | ffnn/sklearn | "
+          "predict ffnn/torch speed-up")
+    for label, med, pred in rows:
+        cells = [f"{med['ffnn']:.3f}"]
+        for other in ("torch", "torch-loader", "sklearn"):
+            cells.append(f"{med['ffnn'] / med[other]:.2f}" if other in med else "-")
+        cells.append(f"{pred['torch'] / pred['ffnn']:.2f}x" if "torch" in pred else "-")
+        print(f"  {label:<24} | " + " | ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
