@@ -1,0 +1,248 @@
+import numpy as np
+import pytest
+
+from ffnn.errors import ConfigError
+from ffnn.optimizers import OPTIMIZERS, get_optimizer
+
+NAMES = ["sgd", "momentum", "nag", "rmsprop", "adam", "nadam"]
+LR = 0.1
+
+
+def initial_params():
+    return {"w": np.array([1.0, -2.0, 0.5]), "b": np.array([[0.3, -0.7], [2.0, 0.0]])}
+
+
+def given_grads():
+    """Three steps' gradients per parameter, fixed in advance (independent of the parameters)."""
+    rng = np.random.default_rng(0)
+    return [{k: rng.normal(size=v.shape) for k, v in initial_params().items()} for _ in range(3)]
+
+
+def run(name, **hyperparameters):
+    opt = get_optimizer(name, learning_rate=LR, **hyperparameters)
+    params = initial_params()
+    history = []
+    for grads in given_grads():
+        opt.step(params, grads)
+        history.append({k: v.copy() for k, v in params.items()})
+    return history
+
+
+def textbook(update):
+    """Apply ``update(theta, g, state, t)`` (plain numpy, per parameter) for the same three gradients."""
+    params = initial_params()
+    states = {k: {} for k in params}
+    history = []
+    for t, grads in enumerate(given_grads(), 1):
+        for k in params:
+            params[k] = update(params[k], grads[k], states[k], t)
+        history.append({k: v.copy() for k, v in params.items()})
+    return history
+
+
+def assert_same_history(got, expected):
+    assert len(got) == len(expected) == 3
+    for g, e in zip(got, expected):
+        for k in e:
+            np.testing.assert_allclose(g[k], e[k], rtol=1e-12, atol=1e-14)
+
+
+def test_sgd():
+    def update(theta, g, s, t):
+        return theta - LR * g
+    assert_same_history(run("sgd"), textbook(update))
+
+
+def test_momentum():
+    beta = 0.8
+
+    def update(theta, g, s, t):
+        s["u"] = beta * s.get("u", 0.0) + LR * g     # u_t = beta u_{t-1} + eta grad
+        return theta - s["u"]                        # theta_{t+1} = theta_t - u_t
+    assert_same_history(run("momentum", momentum=beta), textbook(update))
+
+
+def test_momentum_default_beta_is_0_9():
+    def update(theta, g, s, t):
+        s["u"] = 0.9 * s.get("u", 0.0) + LR * g
+        return theta - s["u"]
+    assert_same_history(run("momentum"), textbook(update))
+
+
+def test_rmsprop():
+    beta, eps = 0.7, 1e-6
+
+    def update(theta, g, s, t):
+        s["v"] = beta * s.get("v", 0.0) + (1 - beta) * g ** 2
+        return theta - LR * g / (np.sqrt(s["v"]) + eps)
+    assert_same_history(run("rmsprop", beta=beta, epsilon=eps), textbook(update))
+
+
+def test_adam():
+    b1, b2, eps = 0.8, 0.95, 1e-7
+
+    def update(theta, g, s, t):
+        s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+        s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g ** 2
+        m_hat = s["m"] / (1 - b1 ** t)
+        v_hat = s["v"] / (1 - b2 ** t)
+        return theta - LR * m_hat / (np.sqrt(v_hat) + eps)
+    assert_same_history(run("adam", beta1=b1, beta2=b2, epsilon=eps), textbook(update))
+
+
+def test_adam_first_step_moves_each_entry_by_about_the_learning_rate():
+    # With bias correction, m_hat = g and v_hat = g^2 at t = 1, so the step is eta * sign(g).
+    params = initial_params()
+    start = {k: v.copy() for k, v in params.items()}
+    grads = given_grads()[0]
+    get_optimizer("adam", learning_rate=LR).step(params, grads)
+    for k in params:
+        np.testing.assert_allclose(start[k] - params[k], LR * np.sign(grads[k]), rtol=1e-6)
+
+
+def test_nadam():
+    b1, b2, eps = 0.8, 0.95, 1e-7
+
+    def update(theta, g, s, t):
+        s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+        s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g ** 2
+        m_hat = s["m"] / (1 - b1 ** t)
+        v_hat = s["v"] / (1 - b2 ** t)
+        return theta - LR / (np.sqrt(v_hat) + eps) * (b1 * m_hat + (1 - b1) * g / (1 - b1 ** t))
+    assert_same_history(run("nadam", beta1=b1, beta2=b2, epsilon=eps), textbook(update))
+
+
+def test_nadam_differs_from_adam():
+    adam, nadam = run("adam"), run("nadam")
+    assert not np.allclose(adam[-1]["w"], nadam[-1]["w"])
+
+
+# -- NAG against the lecture's look-ahead form ----------------------------------------------------------------
+A = np.array([[3.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 2.0]])
+B = np.array([1.0, -1.0, 0.5])
+
+
+def quadratic_grad(theta):
+    """grad of f(theta) = theta^T A theta / 2 - B^T theta."""
+    return A @ theta - B
+
+
+@pytest.mark.parametrize("beta", [0.9, 0.5])
+def test_nag_stores_the_lecture_look_ahead_point(beta):
+    # Lecture: u_t = beta u_{t-1} + eta grad(theta_t - beta u_{t-1});  theta_{t+1} = theta_t - u_t.
+    theta = np.array([1.0, -2.0, 0.5])
+    u = np.zeros(3)
+    opt = get_optimizer("nag", learning_rate=LR, momentum=beta)
+    params = {"theta": theta.copy()}
+    for _ in range(5):
+        # The optimizer's iterate is where it wants the gradient: the look-ahead point.
+        opt.step(params, {"theta": quadratic_grad(params["theta"])})
+        u = beta * u + LR * quadratic_grad(theta - beta * u)
+        theta = theta - u
+        np.testing.assert_allclose(params["theta"], theta - beta * u, rtol=1e-12, atol=1e-14)
+
+
+def test_nag_is_not_plain_momentum():
+    theta = {"theta": np.array([1.0, -2.0, 0.5])}
+    other = {"theta": theta["theta"].copy()}
+    nag, momentum = get_optimizer("nag", learning_rate=LR), get_optimizer("momentum", learning_rate=LR)
+    for _ in range(3):
+        nag.step(theta, {"theta": quadratic_grad(theta["theta"])})
+        momentum.step(other, {"theta": quadratic_grad(other["theta"])})
+    assert not np.allclose(theta["theta"], other["theta"])
+
+
+# -- state and errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip_continues_identically(name):
+    grads = given_grads()
+    first = get_optimizer(name, learning_rate=LR)
+    params = initial_params()
+    for g in grads[:2]:
+        first.step(params, g)
+    state = first.state_dict()
+    resumed_params = {k: v.copy() for k, v in params.items()}
+
+    # A fresh optimizer with other hyperparameters takes everything from the state.
+    other = {"momentum": {"momentum": 0.1}, "nag": {"momentum": 0.1}, "rmsprop": {"beta": 0.2},
+             "adam": {"beta1": 0.1}, "nadam": {"beta2": 0.3}}.get(name, {})
+    resumed = get_optimizer(name, learning_rate=0.5, **other)
+    resumed.load_state_dict(state)
+    assert resumed.t == 2
+
+    first.step(params, grads[2])
+    resumed.step(resumed_params, grads[2])
+    for k in params:
+        np.testing.assert_array_equal(resumed_params[k], params[k])
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_state_dict_holds_copies(name):
+    opt = get_optimizer(name, learning_rate=LR)
+    params = initial_params()
+    opt.step(params, given_grads()[0])
+    state = opt.state_dict()
+    saved = {k: v.copy() for k, v in state["arrays"].items()}
+    assert saved
+    opt.step(params, given_grads()[1])
+    for k in saved:
+        np.testing.assert_array_equal(state["arrays"][k], saved[k])
+
+
+def test_unknown_optimizer_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as info:
+        get_optimizer("adagrad")
+    for name in NAMES:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("name, kwargs", [("sgd", {"momentum": 0.9}), ("adam", {"beta": 0.9}),
+                                          ("rmsprop", {"beta1": 0.9}), ("momentum", {"nesterov": True})])
+def test_unknown_hyperparameter(name, kwargs):
+    with pytest.raises(ConfigError) as info:
+        get_optimizer(name, learning_rate=LR, **kwargs)
+    assert list(kwargs)[0] in str(info.value)
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, -0.1, float("nan"), float("inf"), "0.1", None])
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_learning_rate(name, lr):
+    with pytest.raises(ConfigError):
+        get_optimizer(name, learning_rate=lr)
+
+
+def test_case_insensitive_name_and_registry():
+    assert type(get_optimizer("Adam")) is OPTIMIZERS["adam"]
+    assert set(OPTIMIZERS) == set(NAMES)
+
+
+# -- convergence -----------------------------------------------------------------------------------------
+SETTINGS = {"sgd": 0.2, "momentum": 0.05, "nag": 0.05, "rmsprop": 0.01, "adam": 0.05, "nadam": 0.05}
+
+
+def quadratic(theta):
+    return 0.5 * theta @ A @ theta - B @ theta
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_optimizer_reduces_a_convex_quadratic(name):
+    optimum = np.linalg.solve(A, B)
+    f_star = quadratic(optimum)
+    params = {"theta": np.array([3.0, -4.0, 2.5])}
+    f0 = quadratic(params["theta"]) - f_star
+    opt = get_optimizer(name, learning_rate=SETTINGS[name])
+    for _ in range(300):
+        opt.step(params, {"theta": quadratic_grad(params["theta"])})
+    assert quadratic(params["theta"]) - f_star < 1e-2 * f0
+    assert np.linalg.norm(params["theta"] - optimum) < 0.2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_parameters_stay_float32_and_are_updated_in_place(name):
+    params = {"w": np.ones(4, np.float32)}
+    array = params["w"]
+    opt = get_optimizer(name, learning_rate=LR)
+    opt.step(params, {"w": np.full(4, 0.5, np.float32)})
+    assert params["w"] is array
+    assert array.dtype == np.float32
+    assert np.all(array < 1)
