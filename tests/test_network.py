@@ -3,7 +3,7 @@ import pytest
 
 from ffnn import Network
 from ffnn.errors import ConfigError, DataError
-from ffnn.gradcheck import check_gradients, random_problem
+from ffnn.gradcheck import check_gradients, random_problem, relative_error
 from ffnn.outputs import cross_entropy, softmax
 
 ACTIVATIONS = ["logistic", "tanh", "identity", "relu"]
@@ -170,7 +170,7 @@ def test_float32_by_default_float64_on_request():
 def test_config_and_repr():
     net = Network([3, 4, 2], activation="sigmoid", output="softmax", loss="ce", init="Xavier", seed=0)
     assert net.config == {"sizes": [3, 4, 2], "activation": "logistic", "output": "softmax",
-                          "loss": "cross_entropy", "init": "xavier", "dtype": "float32"}
+                          "loss": "cross_entropy", "init": "xavier", "dtype": "float32", "dropout": 0.0}
     assert "logistic" in repr(net)
 
 
@@ -364,3 +364,47 @@ def test_bad_configuration_is_a_config_error(kwargs, word):
     with pytest.raises(ConfigError) as info:
         Network([3, 4, 2], **kwargs)
     assert word in str(info.value)
+
+
+# -- dropout -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "identity"])
+def test_dropout_gradients_match_central_differences_with_fixed_masks(activation):
+    net = Network([5, 6, 4, 3], activation=activation, dtype="float64", seed=0, dropout=0.4)
+    data = np.random.default_rng(0)
+    X, y = data.normal(size=(7, 5)), data.integers(0, 3, 7)
+    cache = net.new_cache(7)
+    net.forward_propagation(X, cache, rng=np.random.default_rng(5))
+    assert cache.dropout and 0 < (cache.mask[1] == 0).mean() < 1
+    grads = net.back_propagation(cache, y)
+    numeric = np.empty(net.n_params)
+    for i in range(net.n_params):
+        losses = []
+        for step in (1e-6, -1e-6):
+            old = net.theta[i]
+            net.theta[i] = old + step
+            net.forward_propagation(X, cache, rng=np.random.default_rng(5))  # the same masks every time
+            losses.append(net.loss(cache, y))
+            net.theta[i] = old
+        numeric[i] = (losses[0] - losses[1]) / 2e-6
+    numeric = net.views(numeric)
+    for key in grads:
+        assert relative_error(grads[key], numeric[key]) < 1e-6, key
+
+
+def test_dropout_is_inverted_and_off_at_evaluation():
+    net = Network([20, 50, 3], activation="relu", seed=0, dropout=0.5)
+    X = np.random.default_rng(1).random((400, 20)).astype(np.float32)
+    cache = net.new_cache(400)
+    net.forward_propagation(X, cache, rng=np.random.default_rng(2))
+    kept = cache.mask[1] != 0
+    assert abs(kept.mean() - 0.5) < 0.02
+    np.testing.assert_allclose(cache.mask[1][kept], 2.0)          # kept units scaled by 1 / (1 - p)
+    np.testing.assert_array_equal(cache.passed[1], cache.h[1] * cache.mask[1])
+    plain = Network([20, 50, 3], activation="relu", seed=0)
+    np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(X))  # no rng: no dropout
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "0.5", True])
+def test_dropout_out_of_range_is_refused(bad):
+    with pytest.raises(ConfigError, match="dropout"):
+        Network([3, 4, 2], dropout=bad)

@@ -59,6 +59,18 @@ def _add_train_flags(p):
         help="explicit hidden widths, e.g. --hidden-sizes 256 128 (overrides -nhl/-sz)")
     add("-a", "--activation", default=S, metavar="{identity,sigmoid,tanh,ReLU}", help="default tanh")
     add("--output", default=S, metavar="{softmax,linear}", help="default: softmax for classes, linear otherwise")
+    add("--dropout", type=float, default=S, help="drop probability of hidden units while training (default 0)")
+    add("--lr-schedule", "--lr_schedule", dest="lr_schedule", default=S,
+        metavar="{constant,step,exponential,cosine,plateau}", help="learning-rate schedule (default constant)")
+    add("--lr-gamma", "--lr_gamma", dest="lr_gamma", type=float, default=S, help="decay factor of the schedule")
+    add("--lr-step-size", "--lr_step_size", dest="lr_step_size", type=int, default=S,
+        help="step schedule: epochs between decays")
+    add("--lr-min-factor", "--lr_min_factor", dest="lr_min_factor", type=float, default=S,
+        help="cosine/plateau: lowest learning rate as a fraction of the initial one")
+    add("--label-smoothing", "--label_smoothing", dest="label_smoothing", type=float, default=S,
+        help="label smoothing of the cross-entropy targets (default 0)")
+    add("--decoupled-weight-decay", "--decoupled_weight_decay", dest="decoupled_weight_decay",
+        action="store_true", default=S, help="AdamW-style weight decay instead of an L2 gradient")
     add("--val-fraction", "--val_fraction", dest="val_fraction", type=float, default=S,
         help="share of the training data held out for validation (default 0.1)")
     add("--patience", type=int, default=S, help="early stopping patience in epochs (default: off)")
@@ -79,7 +91,8 @@ def _add_train_flags(p):
 TRAIN_KEYS = ("dataset", "epochs", "batch_size", "loss", "optimizer", "learning_rate", "momentum", "beta",
               "beta1", "beta2", "epsilon", "weight_decay", "weight_init", "num_layers", "hidden_size",
               "hidden_sizes", "activation", "output", "val_fraction", "patience", "seed", "data_dir", "target",
-              "output_dir", "name", "dtype", "device")
+              "output_dir", "name", "dtype", "device", "dropout", "lr_schedule", "lr_gamma", "lr_step_size",
+              "lr_min_factor", "label_smoothing", "decoupled_weight_decay")
 
 
 def build_parser():

@@ -42,6 +42,13 @@ class TrainConfig:
     hidden_size: int = 128                 # width of each hidden layer (when hidden_sizes is not given)
     hidden_sizes: Optional[list] = None    # explicit hidden widths, e.g. [256, 128]; [] for none
     activation: str = "tanh"               # identity, sigmoid, tanh, ReLU
+    dropout: float = 0.0                   # probability of dropping a hidden unit while training
+    lr_schedule: str = "constant"          # constant, step, exponential, cosine, plateau
+    lr_gamma: Optional[float] = None       # step/exponential/plateau decay factor (0.5, 0.95, 0.5 when unset)
+    lr_step_size: Optional[int] = None     # step: epochs between decays (10 when unset)
+    lr_min_factor: Optional[float] = None  # cosine/plateau: lowest rate as a fraction of learning_rate
+    label_smoothing: float = 0.0           # train against (1 - s) e(l) + s / k
+    decoupled_weight_decay: bool = False   # AdamW-style decay W <- W (1 - eta weight_decay) instead of L2
     val_fraction: float = 0.1              # share of the training data held out for validation
     patience: Optional[int] = None         # early stopping after this many epochs without improvement
     seed: int = 0                          # weights, validation split and shuffling
@@ -62,6 +69,13 @@ class TrainConfig:
         """The hyperparameters the chosen optimizer takes."""
         names = OPTIMIZERS[self.optimizer.lower()].hyperparameters
         return {k: getattr(self, k) for k in names}
+
+    def schedule(self):
+        """The learning-rate schedule these settings describe."""
+        from .schedules import get_schedule
+
+        return get_schedule(self.lr_schedule, epochs=self.epochs, gamma=self.lr_gamma, step_size=self.lr_step_size,
+                            min_factor=self.lr_min_factor)
 
     def run_name(self):
         """A readable name such as ``hl_2_sz_128_bs_64_ac_tanh_o_adam``."""
@@ -123,6 +137,16 @@ class TrainConfig:
         number("epsilon", 0, low_open=True)
         number("weight_decay", 0)
         number("val_fraction", 0, 1, high_open=True)
+        number("dropout", 0, 1, high_open=True)
+        number("label_smoothing", 0, 1, high_open=True)
+        if self.lr_gamma is not None:
+            number("lr_gamma", 0, 1, low_open=True)
+        if self.lr_min_factor is not None:
+            number("lr_min_factor", 0, 1)
+        positive_int("lr_step_size", allow_none=True)
+        if not isinstance(self.decoupled_weight_decay, bool):
+            raise ConfigError(f"decoupled_weight_decay must be true or false; got {self.decoupled_weight_decay!r}")
+        self.schedule()
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer; got {self.seed!r}")
         get_activation(self.activation)

@@ -104,7 +104,7 @@ def _parse_header(name, data):
             end = max(end, int(hi))
             if info["dtype"] not in _DTYPES:
                 raise ValueError
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):
             raise ModelFileError(f"{name}: not a model file (bad tensor entry {key!r})") from None
     if 8 + n + end != len(data):
         raise ModelFileError(f"{name}: truncated or damaged model file ({len(data)} bytes; the header describes "
@@ -126,15 +126,18 @@ def network_from(tensors, meta, name, device="cpu"):
         config = meta["config"]
         net = Network(config["sizes"], activation=config["activation"], output=config["output"],
                       loss=config["loss"], init=config.get("init", "xavier"), dtype=config["dtype"], seed=0,
-                      device=device)
+                      device=device, dropout=config.get("dropout", 0.0))
         for key, view in net.params.items():
             array = tensors[key]
             if array.shape != view.shape:
                 raise ValueError(f"{key} has shape {array.shape}, expected {view.shape}")
             view[...] = net.xp.asarray(array)
+        metadata = meta.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata is not a mapping")
     except (KeyError, TypeError, ValueError, FFNNError) as exc:
         raise ModelFileError(f"{name}: damaged model file (inconsistent architecture: {exc})") from None
-    net.metadata = dict(meta.get("metadata") or {})
+    net.metadata = dict(metadata)
     return net
 
 

@@ -42,7 +42,9 @@ class Cache:
     """What forward_propagation computed for one batch, plus the workspaces back_propagation fills.
 
     ``a[k]`` and ``h[k]`` for k = 1..L have shape (N, n_k); ``h[0]`` is the input batch X; ``y_hat`` is h[L].
-    Index 0 of ``a`` is unused so that indices match the lecture.
+    Index 0 of ``a`` is unused so that indices match the lecture. With dropout, ``mask[k]`` holds the scaled
+    keep-mask of hidden layer k and ``passed[k] = h[k] * mask[k]`` is what layer k+1 receives; without it
+    ``passed[k]`` is ``h[k]`` itself.
     """
 
     def __init__(self, xp, sizes, batch, dtype):
@@ -52,6 +54,19 @@ class Cache:
         self.h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
         self.grad_a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
         self.grad_h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:L]] + [None]
+        self.passed = list(self.h)
+        self.mask = [None] * (L + 1)
+        self.masked = [None] * (L + 1)
+        self._xp, self._dtype, self._sizes = xp, dtype, sizes
+        self.dropout = False
+
+    def dropout_buffers(self):
+        """Allocate the mask and masked-output arrays on first use."""
+        if self.mask[1] is None and len(self._sizes) > 2:
+            for k, n in enumerate(self._sizes[1:-1], 1):
+                self.mask[k] = self._xp.empty((self.batch, n), self._dtype)
+                self.masked[k] = self._xp.empty((self.batch, n), self._dtype)
+        return self.mask
 
     @property
     def y_hat(self):
@@ -78,18 +93,28 @@ class Network:
         Randomness of the initial weights.
     device : str
         'cpu' (NumPy) or 'cuda' (CuPy).
+    dropout : float
+        Probability of dropping each hidden unit during training (inverted dropout: kept units are scaled by
+        1 / (1 - dropout), so nothing changes at evaluation). 0 disables it.
     """
 
     def __init__(self, sizes, activation="tanh", output="softmax", loss="cross_entropy", init="xavier",
-                 dtype="float32", seed=None, device="cpu"):
+                 dtype="float32", seed=None, device="cpu", dropout=0.0):
         self.sizes = _check_sizes(sizes)
         self.activation = get_activation(activation)
         self.output_layer = get_output_layer(output, loss)
         self.init = str(init).lower()
         initializer = get_initializer(init)
-        if str(dtype) not in DTYPES:
+        try:
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            dtype_name = str(dtype)
+        if dtype_name not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype_name)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(f"dropout must be a probability in [0, 1); got {dropout!r}")
+        self.dropout = float(dropout)
         self.device = device
         self.xp = get_array_module(device)
         self.L = len(self.sizes) - 1
@@ -123,7 +148,7 @@ class Network:
         """The arguments that rebuild this architecture (saved in model files)."""
         return {"sizes": list(self.sizes), "activation": self.activation.name,
                 "output": self.output_layer.output, "loss": self.output_layer.loss_name,
-                "init": self.init, "dtype": self.dtype.name}
+                "init": self.init, "dtype": self.dtype.name, "dropout": self.dropout}
 
     def new_cache(self, batch):
         """Preallocated arrays for a batch of ``batch`` examples (reused across batches by the training loop)."""
@@ -135,7 +160,7 @@ class Network:
                 f"loss={c['loss']!r}, dtype={c['dtype']!r})")
 
     # -- the lecture's two algorithms -------------------------------------------------------------------
-    def forward_propagation(self, X, cache=None):
+    def forward_propagation(self, X, cache=None, rng=None):
         """Compute every a_k, h_k and y_hat for a batch.
 
         Parameters
@@ -143,6 +168,8 @@ class Network:
         X : array, shape (N, n)
         cache : Cache, optional
             Workspace from ``new_cache(N)`` to write into; a new one is allocated when omitted.
+        rng : numpy.random.Generator, optional
+            Training mode: dropout masks are drawn from it (when ``dropout`` > 0). Without it, no dropout.
 
         Returns
         -------
@@ -152,15 +179,25 @@ class Network:
         if cache is None:
             X = self._check_X(X)
             cache = self.new_cache(X.shape[0])
-        a, h, g, L = cache.a, cache.h, self.activation.g, self.L
-        h[0] = X
+        a, h, passed, g, L = cache.a, cache.h, cache.passed, self.activation.g, self.L
+        cache.dropout = bool(self.dropout and rng is not None)
+        h[0] = passed[0] = X
         for k in range(1, L + 1):
-            np.matmul(h[k - 1], self.W[k].T, out=a[k])     # a_k = b_k + W_k h_{k-1}
+            np.matmul(passed[k - 1], self.W[k].T, out=a[k])  # a_k = b_k + W_k h_{k-1}
             a[k] += self.b[k]
             if k < L:
-                g(a[k], out=h[k])                           # h_k = g(a_k)
-        self.output_layer.O(a[L], out=h[L])                 # y_hat = O(a_L)
+                g(a[k], out=h[k])                            # h_k = g(a_k)
+                passed[k] = self._drop(cache, k, rng) if cache.dropout else h[k]
+        self.output_layer.O(a[L], out=h[L])                  # y_hat = O(a_L)
         return h[L], cache
+
+    def _drop(self, cache, k, rng):
+        # Inverted dropout: keep each unit with probability 1 - p and scale it by 1 / (1 - p).
+        mask = cache.dropout_buffers()[k]
+        rng.random(dtype=mask.dtype, out=mask)
+        np.greater_equal(mask, self.dropout, out=mask)
+        mask *= 1.0 / (1.0 - self.dropout)
+        return np.multiply(cache.h[k], mask, out=cache.masked[k])
 
     def back_propagation(self, cache, y, out=None):
         """Gradients of the batch-mean loss with respect to every parameter.
@@ -185,10 +222,12 @@ class Network:
         a, h, grad_a, grad_h, L = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
-            np.matmul(grad_a[k].T, h[k - 1], out=grads[f"W{k}"])    # grad_Wk = grad_ak h_{k-1}^T
+            np.matmul(grad_a[k].T, cache.passed[k - 1], out=grads[f"W{k}"])  # grad_Wk = grad_ak h_{k-1}^T
             np.sum(grad_a[k], axis=0, out=grads[f"b{k}"])           # grad_bk = grad_ak
             if k > 1:
                 np.matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
+                if cache.dropout:
+                    grad_h[k - 1] *= cache.mask[k - 1]              # through h_{k-1} * mask
                 self.activation.g_prime(a[k - 1], h[k - 1], out=grad_a[k - 1])
                 grad_a[k - 1] *= grad_h[k - 1]                      # grad_a{k-1} = grad_h{k-1} * g'(a_{k-1})
         return grads

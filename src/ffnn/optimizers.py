@@ -8,6 +8,8 @@ writes into preallocated arrays: nothing is allocated per step after the first.
 Adding a rule is one small class with an ``update`` method and one line in ``OPTIMIZERS``.
 """
 
+import numbers
+
 import numpy as np
 
 from .errors import ConfigError, unknown_name
@@ -25,7 +27,12 @@ class Optimizer:
                               f"it takes learning_rate, {', '.join(self.hyperparameters) or 'nothing else'}")
         self.learning_rate = learning_rate
         for key, default in self.hyperparameters.items():
-            setattr(self, key, float(kwargs.get(key, default)))
+            value = kwargs.get(key, default)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+                    and 0 <= value and (key == "epsilon" or value < 1) and (key != "epsilon" or value > 0)):
+                allowed = "a number > 0" if key == "epsilon" else "a number in [0, 1)"
+                raise ConfigError(f"{self.name}: {key} must be {allowed}; got {value!r}")
+            setattr(self, key, float(value))
         self.t = 0          # steps taken (Adam's bias correction uses it)
         self.state = {}     # "<slot>.<name>" -> array, saved in checkpoints
         self._scratch = {}  # per-name workspace, not state
@@ -198,6 +205,7 @@ def get_optimizer(name, learning_rate=1e-3, **hyperparameters):
     key = str(name).lower()
     if key not in OPTIMIZERS:
         raise unknown_name("optimizer", name, OPTIMIZERS)
-    if not (isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0):
+    if not (isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool)
+            and np.isfinite(learning_rate) and learning_rate > 0):
         raise ConfigError(f"learning_rate must be a positive number; got {learning_rate!r}")
     return OPTIMIZERS[key](learning_rate=float(learning_rate), **hyperparameters)

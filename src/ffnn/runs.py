@@ -64,7 +64,7 @@ def build_network(config, dataset):
                           "'squared_error'")
     sizes = [dataset.n_features] + config.hidden + [dataset.n_outputs]
     net = Network(sizes, activation=config.activation, output=output, loss=loss, init=config.weight_init,
-                  dtype=config.dtype, seed=config.seed, device=config.device)
+                  dtype=config.dtype, seed=config.seed, device=config.device, dropout=config.dropout)
     net.metadata = {"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
                     "scaling": dataset.scaling.to_dict() if dataset.scaling is not None else None,
                     "target": config.target}
@@ -150,7 +150,9 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     optimizer = get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs())
     trainer = Trainer(net, optimizer, epochs=config.epochs, batch_size=config.batch_size,
                       weight_decay=config.weight_decay, patience=config.patience, seed=rng,
-                      callbacks=[_EpochFiles(run_dir), *callbacks], verbose=verbose, log=log)
+                      callbacks=[_EpochFiles(run_dir), *callbacks], verbose=verbose, log=log,
+                      schedule=config.schedule(), decoupled_weight_decay=config.decoupled_weight_decay,
+                      label_smoothing=config.label_smoothing)
     if resume:
         trainer.load_state_dict(state)
         trainer.epochs = config.epochs

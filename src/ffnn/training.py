@@ -17,6 +17,7 @@ from .backend import to_numpy
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
 from .optimizers import Optimizer, get_optimizer
+from .schedules import get_schedule
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -85,10 +86,18 @@ class Trainer:
         ``trainer.stop_training = True`` ends the run after the current epoch.
     verbose : int
         0 silent; 1 a progress bar (on a terminal) and one line per epoch.
+    schedule : Schedule or str, optional
+        Learning-rate schedule (see :mod:`ffnn.schedules`); the optimizer's learning rate is its base.
+    decoupled_weight_decay : bool
+        Apply weight decay as ``W <- W (1 - eta weight_decay)`` after each step (AdamW-style) instead of as an L2
+        gradient.
+    label_smoothing : float
+        Train a softmax output against ``(1 - s) e(l) + s / k`` instead of ``e(l)``.
     """
 
     def __init__(self, net, optimizer, *, epochs, batch_size, weight_decay=0.0, patience=None, seed=None,
-                 callbacks=(), verbose=1, log=print):
+                 callbacks=(), verbose=1, log=print, schedule=None, decoupled_weight_decay=False,
+                 label_smoothing=0.0):
         self.net = net
         self.optimizer = optimizer
         self.epochs = _positive_int("epochs", epochs)
@@ -109,6 +118,15 @@ class Trainer:
         self.stop_training = False     # set by callbacks (early stop)
         self.stop_requested = False    # set from outside (a signal handler): stop after the current batch
         self.interrupted = False
+        self.schedule = get_schedule(schedule, epochs=self.epochs) if isinstance(schedule, str) else \
+            get_schedule(schedule)
+        self.base_learning_rate = float(optimizer.learning_rate)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
+            raise ConfigError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}")
+        if label_smoothing and net.output_layer.output != "softmax":
+            raise ConfigError("label_smoothing needs a softmax output (class labels)")
+        self.label_smoothing = float(label_smoothing)
         self._grad = net.xp.empty(net.n_params, net.dtype)
         self._snapshot = None
 
@@ -117,7 +135,8 @@ class Trainer:
         """Everything but the network's parameters needed to continue this run exactly."""
         return {"epoch": self.epoch, "epochs": self.epochs, "rng": self.rng.bit_generator.state,
                 "best_loss": self.best_loss, "wait": self.wait, "history": self.history.rows,
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "base_learning_rate": self.base_learning_rate,
                 "best_theta": None if self.best_theta is None else self.best_theta.copy()}
 
     def load_state_dict(self, state):
@@ -127,17 +146,21 @@ class Trainer:
         self.wait = int(state["wait"])
         self.history = History(state["history"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state.get("schedule", {}))
+        self.base_learning_rate = float(state.get("base_learning_rate", self.base_learning_rate))
         best = state.get("best_theta")
         self.best_theta = None if best is None else self.net.xp.asarray(best).copy()
 
     def _take_snapshot(self):
-        self._snapshot = (self.net.theta.copy(), self.optimizer.state_dict(), self.rng.bit_generator.state)
+        self._snapshot = (self.net.theta.copy(), self.optimizer.state_dict(), self.rng.bit_generator.state,
+                          self.schedule.state_dict())
 
     def _restore_snapshot(self):
-        theta, opt, rng = self._snapshot
+        theta, opt, rng, schedule = self._snapshot
         self.net.theta[...] = theta
         self.optimizer.load_state_dict(opt)
         self.rng.bit_generator.state = rng
+        self.schedule.load_state_dict(schedule)
 
     # -- the loop ----------------------------------------------------------------------------------------
     def fit(self, X, y, validation_data=None):
@@ -154,6 +177,11 @@ class Trainer:
                               f"use at most {n}")
         B = self.batch_size
         softmax = net.output_layer.output == "softmax"
+        if self.label_smoothing and y.ndim == 1:
+            k = net.sizes[-1]
+            smoothed = xp.full((n, k), self.label_smoothing / k, net.dtype)
+            smoothed[np.arange(n), y] += 1 - self.label_smoothing
+            y = smoothed
         X_buf = xp.empty((B, X.shape[1]), net.dtype)
         y_buf = xp.empty((B,) + y.shape[1:], y.dtype)
         caches = {B: net.new_cache(B)}
@@ -167,6 +195,7 @@ class Trainer:
 
         while self.epoch < self.epochs and not self.stop_training:
             epoch = self.epoch + 1
+            self.optimizer.learning_rate = self.base_learning_rate * self.schedule.rate(self.epoch)
             self._take_snapshot()
             for cb in self.callbacks:
                 getattr(cb, "on_epoch_begin", lambda t: None)(self)
@@ -183,7 +212,7 @@ class Trainer:
                 yb = y_buf[:m]
                 np.take(X, idx, axis=0, out=xb)
                 np.take(y, idx, axis=0, out=yb)
-                y_hat, _ = net.forward_propagation(xb, cache)
+                y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
                 loss = net.loss(cache, yb)
                 if not math.isfinite(loss):
                     self._restore_snapshot()
@@ -192,9 +221,11 @@ class Trainer:
                                            f"{n_batches}; try a smaller learning rate (the weights of the last "
                                            f"finished epoch, {self.epoch}, are kept)")
                 net.back_propagation(cache, yb, out=self._grad)
-                if self.weight_decay:
+                if self.weight_decay and not self.decoupled_weight_decay:
                     grad_weights += np.multiply(weights, self.weight_decay, out=decay_buf)
                 self.optimizer.step(params, grads)
+                if self.weight_decay and self.decoupled_weight_decay:
+                    weights *= 1 - self.optimizer.learning_rate * self.weight_decay
                 loss_sum += loss * m
                 if softmax:
                     labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
@@ -216,6 +247,7 @@ class Trainer:
             row["seconds"] = time.perf_counter() - started
             self.epoch = epoch
             self.history.append(row)
+            self.schedule.observe(row["val_loss"] if row["val_loss"] is not None else row["loss"])
             self._early_stopping(row)
             for cb in self.callbacks:
                 getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
@@ -270,7 +302,7 @@ def split_validation(X, y, fraction, rng):
 
 def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
         validation_data=None, validation_fraction=0.0, patience=None, seed=None, callbacks=(), verbose=1,
-        log=print, **optimizer_kwargs):
+        log=print, schedule=None, decoupled_weight_decay=False, label_smoothing=0.0, **optimizer_kwargs):
     """Train ``net`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -294,6 +326,11 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
         Randomness of the validation split and the shuffling.
     callbacks : list
     verbose : int
+    schedule : str or Schedule, optional
+        'constant', 'step', 'exponential', 'cosine' or 'plateau' (see :mod:`ffnn.schedules`).
+    decoupled_weight_decay : bool
+        AdamW-style weight decay instead of an L2 gradient.
+    label_smoothing : float
     **optimizer_kwargs
         momentum, beta, beta1, beta2, epsilon, as the optimizer takes them.
 
@@ -313,7 +350,9 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
     if not isinstance(optimizer, Optimizer):
         optimizer = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     trainer = Trainer(net, optimizer, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
-                      patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log)
+                      patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log,
+                      schedule=schedule, decoupled_weight_decay=decoupled_weight_decay,
+                      label_smoothing=label_smoothing)
     return trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation_data)
 
 

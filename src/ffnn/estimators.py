@@ -1,0 +1,576 @@
+"""scikit-learn estimators over ffnn's Network and Trainer: FFNNClassifier and FFNNRegressor.
+
+They follow scikit-learn's conventions (``__init__`` only stores its arguments, fitted attributes end in ``_``,
+inputs are validated with scikit-learn's own helpers) and pass its estimator checks, so they work in
+``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pickle with joblib. Features are used as given: put a
+``StandardScaler`` in front, as with any gradient-trained model.
+
+What they add over ``MLPClassifier``/``MLPRegressor``:
+
+- ``validation_loss_curve_`` and ``validation_scores_`` whenever there is a validation set;
+- ``fit(X, y, validation_data=(X_val, y_val[, sample_weight_val]))``: early stopping on a set you choose;
+- ``fit(..., callbacks=[...])`` with ffnn's Trainer callbacks, and a tqdm progress bar when ``verbose``;
+- a choice of initialisation and of optimizer (sgd, momentum, nag, rmsprop, adam, nadam).
+
+Sample weights give the weighted batch mean of the loss, ``sum_i w_i l_i / sum_i w_i`` (scikit-learn's MLP uses
+the same normalisation), so weights of all ones change nothing and only their ratios matter.
+"""
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+from tqdm.auto import tqdm
+
+from .backend import to_numpy
+from .errors import ConfigError, DataError
+from .initializers import get_initializer
+from .io import network_from
+from .network import DTYPES, Network
+from .optimizers import get_optimizer
+from .outputs import OutputLayer
+from .training import Trainer
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn < 1.6
+    def validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+
+# -- per-example weights on top of a core OutputLayer ---------------------------------------------------------
+# The Trainer shuffles X and y together and hands each batch's y to the output layer, so the weights travel as
+# the last column of the targets: y_packed = [targets | w], with one-hot targets for classes.
+
+def _per_example_loss(name, a, y_hat, t):
+    """l_i for every row: cross-entropy -log y_hat_i[l_i] (from a_L, as log-sum-exp) or sum_j (y_hat_ij - t_ij)^2."""
+    if name == "cross_entropy":
+        m = a.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(a - m).sum(axis=1)) + m[:, 0]
+        return log_sum - np.sum(t * a, axis=1)
+    diff = y_hat - t
+    return np.sum(diff * diff, axis=1)
+
+
+def weighted_output_layer(base):
+    """``base`` with the loss ``sum_i w_i l_i / sum_i w_i`` for targets packed as ``[targets | w]``.
+
+    Each row of grad_aL depends on its own example only, so the weighted gradient is the core one with row i
+    scaled by ``N w_i / sum w`` (the core gradient already carries the 1/N of the batch mean).
+    """
+
+    def loss(a, y_hat, y):
+        t, w = y[:, :-1], y[:, -1]
+        total = w.sum()
+        return float(np.dot(w, _per_example_loss(base.loss_name, a, y_hat, t)) / total) if total > 0 else 0.0
+
+    def grad_a(a, y_hat, y, out=None):
+        t, w = y[:, :-1], y[:, -1]
+        out = base.grad_a(a, y_hat, t, out=out)
+        total = w.sum()
+        out *= (w * (w.shape[0] / total))[:, None] if total > 0 else 0
+        return out
+
+    return OutputLayer(base.output, base.loss_name, base.O, loss, grad_a)
+
+
+class _Monitor:
+    """Trainer callback: loss curves, validation scores, the convergence / early-stopping rule, the progress bar."""
+
+    def __init__(self, estimator, net, loss, validation, early_stopping, check_convergence, bar):
+        self.est, self.net, self.loss = estimator, net, loss
+        self.validation = validation            # (X_val, y_packed_val) or None
+        self.early_stopping = early_stopping
+        self.check_convergence = check_convergence
+        self.bar = bar
+        self.converged = False
+        if validation is not None:
+            self.cache = net.new_cache(validation[0].shape[0])
+
+    def on_epoch_end(self, trainer, row):
+        est = self.est
+        est.loss_curve_.append(row["loss"])
+        postfix = {"loss": f"{row['loss']:.4g}"}
+        monitored = row["loss"]
+        if self.validation is not None:
+            X_val, y_val = self.validation
+            y_hat, cache = self.net.forward_propagation(X_val, self.cache)
+            val_loss = self.loss(cache.a[self.net.L], y_hat, y_val)
+            est.validation_loss_curve_.append(val_loss)
+            est.validation_scores_.append(est._validation_score(y_hat, y_val))
+            postfix["val_loss"] = f"{val_loss:.4g}"
+            if self.early_stopping:
+                monitored = val_loss
+        # scikit-learn's rule: an epoch counts as an improvement when it beats the best by more than tol.
+        if monitored < est.best_loss_ - est.tol:
+            est._no_improvement_count = 0
+        else:
+            est._no_improvement_count += 1
+        if monitored < est.best_loss_:
+            est.best_loss_ = monitored
+            if self.early_stopping:
+                est._best_theta = self.net.theta.copy()
+                est.best_validation_score_ = est.validation_scores_[-1]
+        if (self.early_stopping or self.check_convergence) and est._no_improvement_count >= est.n_iter_no_change:
+            self.converged = True
+            trainer.stop_training = True
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(1)
+
+
+class _BaseFFNN(BaseEstimator):
+    """Shared fitting code; see FFNNClassifier and FFNNRegressor for the parameters."""
+
+    _output = _loss = None
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3,
+                 optimizer_params=None, batch_size=64, max_iter=200, weight_decay=0.0, init="auto",
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False,
+                 dtype="float64", random_state=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.optimizer_params = optimizer_params
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.weight_decay = weight_decay
+        self.init = init
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- parameters ------------------------------------------------------------------------------------------
+    def _check_params(self):
+        """Every constructor argument, checked in one place; a ConfigError (a ValueError) names what is allowed."""
+        hidden = self.hidden_layer_sizes
+        hidden = [hidden] if isinstance(hidden, (int, np.integer)) else hidden
+        if not (isinstance(hidden, (list, tuple)) and all(
+                isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden)):
+            raise ConfigError(f"hidden_layer_sizes must be a tuple of positive integers such as (100,) or "
+                              f"(64, 32); got {self.hidden_layer_sizes!r}")
+        hidden = [int(h) for h in hidden]
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        _check_number("weight_decay", self.weight_decay, 0.0)
+        _check_number("tol", self.tol, 0.0)
+        if not (_is_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
+            raise ConfigError(f"validation_fraction must be a number in (0, 1); got {self.validation_fraction!r}")
+        if str(self.dtype) not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if self.optimizer_params is not None and not isinstance(self.optimizer_params, dict):
+            raise ConfigError(f"optimizer_params must be a dict such as {{'beta1': 0.9}} or None; "
+                              f"got {self.optimizer_params!r}")
+        if self.init != "auto":
+            get_initializer(self.init)
+        # Builds (and so checks) the optimizer: name, learning_rate and hyperparameters.
+        optimizer = get_optimizer(self.optimizer, self.learning_rate, **(self.optimizer_params or {}))
+        return hidden, optimizer
+
+    def _init_name(self):
+        if self.init != "auto":
+            return self.init
+        return "he" if str(self.activation).lower() == "relu" else "xavier"
+
+    # -- fitting ---------------------------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, validation_data=None, callbacks=(), incremental=False, classes=None):
+        hidden, optimizer = self._check_params()
+        first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
+        dtype = np.dtype(self.dtype)
+        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
+                             multi_output=self._multi_output_y, y_numeric=self._output == "linear")
+        w = self._check_weights(sample_weight, X)
+        if first_pass:
+            self._init_targets(y, w, classes)
+        y_packed = self._pack(y, w, dtype)
+
+        early_stopping = bool(self.early_stopping) and not incremental
+        validation = None
+        if validation_data is not None:
+            validation = self._validation_set(validation_data, dtype)
+        elif early_stopping:
+            X, y_packed, X_val, y_val = self._split(X, y, y_packed)
+            validation = (X_val, y_val)
+
+        if first_pass:
+            seed = np.random.default_rng(_seed_from(self.random_state))
+            self.network_ = Network([X.shape[1], *hidden, len(self._output_names())], activation=self.activation,
+                                    output=self._output, loss=self._loss, init=self._init_name(),
+                                    dtype=self.dtype, seed=seed)
+            self._rng = seed
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_ = []
+            self.validation_loss_curve_ = None
+            self.validation_scores_ = None
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = optimizer
+        if not incremental or first_pass:
+            self.best_loss_ = math.inf
+            self._no_improvement_count = 0
+            self._best_theta = None
+            self.best_validation_score_ = None
+        if validation is not None and self.validation_loss_curve_ is None:
+            self.validation_loss_curve_ = []
+            self.validation_scores_ = []
+
+        net = self.network_
+        epochs = 1 if incremental else int(self.max_iter)
+        core_layer = net.output_layer
+        weighted = weighted_output_layer(core_layer)
+        bar = tqdm(total=epochs, desc=type(self).__name__, unit="epoch", leave=True) if self.verbose else None
+        monitor = _Monitor(self, net, weighted.loss, validation, early_stopping,
+                           check_convergence=not incremental, bar=bar)
+        trainer = Trainer(net, self._optimizer, epochs=epochs, batch_size=min(int(self.batch_size), X.shape[0]),
+                          weight_decay=float(self.weight_decay), seed=self._rng,
+                          callbacks=[monitor, *callbacks], verbose=0)
+        net.output_layer = weighted
+        try:
+            trainer.fit(X, y_packed)
+        finally:
+            net.output_layer = core_layer
+            if bar is not None:
+                bar.close()
+        if early_stopping and self._best_theta is not None:
+            net.theta[...] = self._best_theta
+        self._best_theta = None
+        self.n_iter_ += trainer.epoch
+        self.t_ += trainer.epoch * X.shape[0]
+        if not incremental and not monitor.converged and not early_stopping:
+            warnings.warn(f"{type(self).__name__} reached max_iter={self.max_iter} epochs before the training "
+                          f"loss stopped improving by more than tol={self.tol}; raise max_iter or the "
+                          "learning_rate", ConvergenceWarning)
+        return self
+
+    def _check_weights(self, sample_weight, X):
+        w = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise DataError("sample_weight must be finite and non-negative")
+        if not w.sum() > 0:
+            raise DataError("sample_weight sums to zero; at least one example needs a positive weight")
+        return w
+
+    def _validation_set(self, validation_data, dtype):
+        """(X_val, packed y_val) from ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise DataError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
+        X_val, y_val = validation_data[0], validation_data[1]
+        X_val = validate_data(self, X_val, reset=False, dtype=dtype, order="C")
+        y_val = self._check_y_val(y_val, X_val.shape[0])
+        w_val = self._check_weights(validation_data[2] if len(validation_data) == 3 else None, X_val)
+        return X_val, self._pack(y_val, w_val, dtype)
+
+    def _split(self, X, y, y_packed):
+        stratify = y if self._output == "softmax" else None
+        try:
+            train, val = train_test_split(np.arange(X.shape[0]), test_size=self.validation_fraction,
+                                          random_state=_seed_from(self.random_state), stratify=stratify)
+        except ValueError as exc:
+            raise DataError(f"cannot hold out validation_fraction={self.validation_fraction} of "
+                            f"{X.shape[0]} examples for early stopping ({exc})") from None
+        return X[train], y_packed[train], X[val], y_packed[val]
+
+    def _predict_outputs(self, X):
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+        return self.network_.predict_proba(X)
+
+    # -- pickling: the Network is rebuilt from its config and parameters --------------------------------------
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        net = state.pop("network_", None)
+        if net is not None:
+            state["_network_state"] = ({k: to_numpy(v).copy() for k, v in net.params.items()},
+                                       {"config": net.config, "metadata": net.metadata})
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_network_state", None)
+        if saved is not None:
+            state["network_"] = network_from(saved[0], saved[1], type(self).__name__)
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+class FFNNClassifier(ClassifierMixin, _BaseFFNN):
+    """A feedforward network classifier (softmax output, cross-entropy loss) trained with ffnn's hand-written
+    backpropagation.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Width of each hidden layer.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Hidden activation g ('sigmoid' and 'linear' are accepted spellings).
+    optimizer : {'adam', 'nadam', 'rmsprop', 'sgd', 'momentum', 'nag'}, default='adam'
+    learning_rate : float, default=1e-3
+    optimizer_params : dict, optional
+        The optimizer's hyperparameters (beta1, beta2, epsilon, momentum, beta).
+    batch_size : int, default=64
+        Examples per gradient step (capped at the number of examples).
+    max_iter : int, default=200
+        Epochs (passes over the training data) at most.
+    weight_decay : float, default=0.0
+        L2 penalty (weight_decay / 2) ||W||^2 added to the batch-mean loss; biases are not decayed.
+    init : {'auto', 'he', 'xavier', 'random'}, default='auto'
+        Initial weights: 'he' for relu, 'xavier' otherwise when 'auto'.
+    early_stopping : bool, default=False
+        Stop when the validation loss has not improved by more than ``tol`` for ``n_iter_no_change`` epochs and
+        keep the weights of the best epoch. The validation set is ``fit``'s ``validation_data`` when given,
+        otherwise a stratified ``validation_fraction`` of the training data.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+        Without early stopping, training stops once the training loss has not improved by more than ``tol`` for
+        this many epochs (scikit-learn's convergence rule).
+    tol : float, default=1e-4
+    warm_start : bool, default=False
+        ``fit`` continues from the current weights (with a fresh optimizer) instead of starting over.
+    dtype : {'float64', 'float32'}, default='float64'
+    random_state : int, RandomState or None
+        Initial weights, shuffling and validation split.
+    verbose : int, default=0
+        1 shows a tqdm progress bar over epochs with the training and validation loss.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    network_ : ffnn.Network
+        The trained network (``network_.save(path)`` writes an ffnn model file).
+    loss_curve_ : list of float
+        Training loss (mean cross-entropy, penalty excluded) of every epoch.
+    validation_loss_curve_, validation_scores_ : list of float or None
+        Validation loss and accuracy of every epoch, when there is a validation set.
+    best_loss_ : float
+        Lowest monitored loss: the validation loss with early stopping, the training loss otherwise.
+    best_validation_score_ : float or None
+        Validation accuracy of the epoch whose weights were kept (early stopping only).
+    n_iter_ : int
+        Epochs run; ``t_``: training examples seen.
+    n_features_in_, feature_names_in_
+        As in every scikit-learn estimator.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from ffnn.estimators import FFNNClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), FFNNClassifier(random_state=0)).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _output, _loss = "softmax", "cross_entropy"
+    _multi_output_y = False
+
+    def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
+        """Train on (X, y).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,)
+            Class labels (numbers or strings).
+        sample_weight : array-like, shape (n_samples,), optional
+        validation_data : tuple, optional
+            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: recorded every epoch in
+            ``validation_loss_curve_`` and ``validation_scores_``, and used by early stopping.
+        callbacks : list, optional
+            ffnn Trainer callbacks: objects with ``on_epoch_end(trainer, row)``; setting
+            ``trainer.stop_training = True`` ends training after the epoch.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, validation_data, callbacks)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state; ``classes`` is required on the first call."""
+        if not hasattr(self, "network_") and classes is None:
+            raise DataError("the first call to partial_fit needs classes=, the list of every class label")
+        if hasattr(self, "network_") and classes is not None and not np.array_equal(np.unique(classes),
+                                                                                    self.classes_):
+            raise DataError(f"classes={list(classes)!r} differs from the classes of the first call, "
+                            f"{list(self.classes_)!r}")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities y_hat, shape (n_samples, n_classes), columns in the order of ``classes_``."""
+        return self._predict_outputs(X).astype(np.float64, copy=False)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of every row of X."""
+        y_hat = self._predict_outputs(X)
+        return self.classes_[np.argmax(y_hat, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+    # -- targets ---------------------------------------------------------------------------------------------
+    def _init_targets(self, y, w, classes):
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if kind not in ("binary", "multiclass"):
+            raise DataError(f"FFNNClassifier takes one label per example (binary or multiclass); got {kind} "
+                            "targets")
+        self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+        if len(self.classes_) < 2:
+            raise DataError(f"FFNNClassifier needs at least two classes to train; y has only one class, "
+                            f"{self.classes_[0]}")
+
+    def _output_names(self):
+        return self.classes_
+
+    def _encode(self, y):
+        y = column_or_1d(y, warn=True)
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.minimum(idx, len(self.classes_) - 1)
+        unknown = self.classes_[idx] != y
+        if np.any(unknown):
+            raise DataError(f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5].tolist()}; "
+                            f"known classes: {self.classes_.tolist()}")
+        return idx
+
+    def _pack(self, y, w, dtype):
+        idx = self._encode(y)
+        packed = np.zeros((idx.shape[0], len(self.classes_) + 1), dtype)
+        packed[np.arange(idx.shape[0]), idx] = 1
+        packed[:, -1] = w
+        return packed
+
+    def _check_y_val(self, y_val, n):
+        y_val = column_or_1d(y_val, warn=True)
+        if y_val.shape[0] != n:
+            raise DataError(f"y_val has {y_val.shape[0]} rows but X_val has {n}; they must match")
+        return y_val
+
+    def _validation_score(self, y_hat, y_packed):
+        t, w = y_packed[:, :-1], y_packed[:, -1]
+        return float(accuracy_score(t.argmax(axis=1), to_numpy(y_hat).argmax(axis=1), sample_weight=w))
+
+
+class FFNNRegressor(RegressorMixin, _BaseFFNN):
+    """A feedforward network regressor (linear output, squared error) trained with ffnn's hand-written
+    backpropagation.
+
+    The targets are standardised internally (weighted mean and standard deviation of the first ``fit``) and
+    predictions are mapped back, so the learning rate does not depend on the scale of y; ``loss_curve_`` and
+    ``validation_loss_curve_`` are mean squared errors in those standardised units. One or several outputs.
+
+    Parameters and attributes are those of :class:`FFNNClassifier` (without ``classes_``); the validation score
+    is R^2.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from ffnn.estimators import FFNNRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = make_pipeline(StandardScaler(), FFNNRegressor(random_state=0)).fit(X, y)
+    >>> reg.score(X, y) > 0.5
+    True
+    """
+
+    _output, _loss = "linear", "squared_error"
+    _multi_output_y = True
+
+    def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
+        """Train on (X, y); y of shape (n_samples,) or (n_samples, n_outputs). See :meth:`FFNNClassifier.fit`."""
+        return self._fit(X, y, sample_weight, validation_data, callbacks)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) like the y given to fit."""
+        y = self._predict_outputs(X).astype(np.float64) * self._y_scale + self._y_mean
+        return y[:, 0] if self._y_1d else y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    # -- targets ---------------------------------------------------------------------------------------------
+    def _init_targets(self, y, w, classes):
+        self._y_1d = y.ndim == 1
+        y2 = y.reshape(y.shape[0], -1).astype(np.float64)
+        self._y_mean = np.average(y2, axis=0, weights=w)
+        std = np.sqrt(np.average((y2 - self._y_mean) ** 2, axis=0, weights=w))
+        self._y_scale = np.where(std > 0, std, 1.0)
+
+    def _output_names(self):
+        return self._y_mean
+
+    def _targets(self, y):
+        y2 = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
+        if y2.shape[1] != self._y_mean.shape[0]:
+            raise DataError(f"y has {y2.shape[1]} outputs; this regressor was fitted with {self._y_mean.shape[0]}")
+        return (y2 - self._y_mean) / self._y_scale
+
+    def _pack(self, y, w, dtype):
+        return np.column_stack([self._targets(y), w]).astype(dtype, copy=False)
+
+    def _check_y_val(self, y_val, n):
+        y_val = np.asarray(y_val, dtype=np.float64)
+        if y_val.ndim not in (1, 2) or y_val.shape[0] != n or not np.all(np.isfinite(y_val)):
+            raise DataError(f"y_val must be finite, of shape ({n},) or ({n}, n_outputs); got {y_val.shape}")
+        return y_val
+
+    def _validation_score(self, y_hat, y_packed):
+        return float(r2_score(y_packed[:, :-1], to_numpy(y_hat), sample_weight=y_packed[:, -1]))
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+
+
+def _check_number(name, value, low):
+    if not (_is_number(value) and value >= low):
+        raise ConfigError(f"{name} must be a number >= {low}; got {value!r}")
+
+
+def _seed_from(random_state):
+    """An int seed from scikit-learn's random_state (None, an int or a RandomState)."""
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    raise ConfigError(f"random_state must be None, an int or a numpy RandomState; got {random_state!r}")
