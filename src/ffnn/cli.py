@@ -286,7 +286,7 @@ def read_feature_csv(path, n_features, target=None):
         raise DataError(f"{path}: not a text CSV file") from None
     rows = [r for r in rows if r]
     start, keep = 0, None
-    if rows and not all(_is_number(c) for c in rows[0]):
+    if rows and not any(_is_number(c) or not c.strip() for c in rows[0]):
         header = [c.strip() for c in rows[0]]
         keep = [i for i, c in enumerate(header) if c != target]
         start = 1

@@ -193,66 +193,68 @@ class Trainer:
         n_batches = -(-n // B)
         self.stop_training = False
 
-        while self.epoch < self.epochs and not self.stop_training:
-            epoch = self.epoch + 1
-            self.optimizer.learning_rate = self.base_learning_rate * self.schedule.rate(self.epoch)
-            self._take_snapshot()
-            for cb in self.callbacks:
-                getattr(cb, "on_epoch_begin", lambda t: None)(self)
-            started = time.perf_counter()
-            perm = self.rng.permutation(n)
-            loss_sum, correct = 0.0, 0
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
-                       disable=None if self.verbose >= 1 else True)
-            for i, start in enumerate(range(0, n, B)):
-                idx = perm[start:start + B]
-                m = idx.shape[0]
-                cache = caches[m]
-                xb = X_buf[:m]
-                yb = y_buf[:m]
-                np.take(X, idx, axis=0, out=xb)
-                np.take(y, idx, axis=0, out=yb)
-                y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
-                loss = net.loss(cache, yb)
-                if not math.isfinite(loss):
-                    self._restore_snapshot()
-                    bar.close()
-                    raise TrainingDiverged(f"the training loss became {loss} at epoch {epoch}, batch {i + 1} of "
-                                           f"{n_batches}; try a smaller learning rate (the weights of the last "
-                                           f"finished epoch, {self.epoch}, are kept)")
-                net.back_propagation(cache, yb, out=self._grad)
-                if self.weight_decay and not self.decoupled_weight_decay:
-                    grad_weights += np.multiply(weights, self.weight_decay, out=decay_buf)
-                self.optimizer.step(params, grads)
-                if self.weight_decay and self.decoupled_weight_decay:
-                    weights *= 1 - self.optimizer.learning_rate * self.weight_decay
-                loss_sum += loss * m
-                if softmax:
-                    labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                    correct += int((y_hat.argmax(axis=1) == labels).sum())
-                bar.update(1)
+        # A diverging loss is caught and reported below; NumPy's overflow warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            while self.epoch < self.epochs and not self.stop_training:
+                epoch = self.epoch + 1
+                self.optimizer.learning_rate = self.base_learning_rate * self.schedule.rate(self.epoch)
+                self._take_snapshot()
+                for cb in self.callbacks:
+                    getattr(cb, "on_epoch_begin", lambda t: None)(self)
+                started = time.perf_counter()
+                perm = self.rng.permutation(n)
+                loss_sum, correct = 0.0, 0
+                bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
+                           disable=None if self.verbose >= 1 else True)
+                for i, start in enumerate(range(0, n, B)):
+                    idx = perm[start:start + B]
+                    m = idx.shape[0]
+                    cache = caches[m]
+                    xb = X_buf[:m]
+                    yb = y_buf[:m]
+                    np.take(X, idx, axis=0, out=xb)
+                    np.take(y, idx, axis=0, out=yb)
+                    y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
+                    loss = net.loss(cache, yb)
+                    if not math.isfinite(loss):
+                        self._restore_snapshot()
+                        bar.close()
+                        raise TrainingDiverged(f"the training loss became {loss} at epoch {epoch}, batch {i + 1} of "
+                                               f"{n_batches}; try a smaller learning rate (the weights of the last "
+                                               f"finished epoch, {self.epoch}, are kept)")
+                    net.back_propagation(cache, yb, out=self._grad)
+                    if self.weight_decay and not self.decoupled_weight_decay:
+                        grad_weights += np.multiply(weights, self.weight_decay, out=decay_buf)
+                    self.optimizer.step(params, grads)
+                    if self.weight_decay and self.decoupled_weight_decay:
+                        weights *= 1 - self.optimizer.learning_rate * self.weight_decay
+                    loss_sum += loss * m
+                    if softmax:
+                        labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                        correct += int((y_hat.argmax(axis=1) == labels).sum())
+                    bar.update(1)
+                    if self.stop_requested:
+                        break
+                bar.close()
                 if self.stop_requested:
+                    self._restore_snapshot()
+                    self.interrupted = True
                     break
-            bar.close()
-            if self.stop_requested:
-                self._restore_snapshot()
-                self.interrupted = True
-                break
-            row = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n if softmax else None,
-                   "val_loss": None, "val_accuracy": None,
-                   "learning_rate": float(self.optimizer.learning_rate)}
-            if validation_data is not None:
-                val = net.evaluate(*validation_data)
-                row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
-            row["seconds"] = time.perf_counter() - started
-            self.epoch = epoch
-            self.history.append(row)
-            self.schedule.observe(row["val_loss"] if row["val_loss"] is not None else row["loss"])
-            self._early_stopping(row)
-            for cb in self.callbacks:
-                getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
-            if self.verbose >= 1:
-                self.log(format_row(row, self.epochs))
+                row = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n if softmax else None,
+                       "val_loss": None, "val_accuracy": None,
+                       "learning_rate": float(self.optimizer.learning_rate)}
+                if validation_data is not None:
+                    val = net.evaluate(*validation_data)
+                    row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
+                row["seconds"] = time.perf_counter() - started
+                self.epoch = epoch
+                self.history.append(row)
+                self.schedule.observe(row["val_loss"] if row["val_loss"] is not None else row["loss"])
+                self._early_stopping(row)
+                for cb in self.callbacks:
+                    getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
+                if self.verbose >= 1:
+                    self.log(format_row(row, self.epochs))
         if self.patience is not None and self.best_theta is not None and not self.interrupted:
             net.theta[...] = self.best_theta
         return self.history

@@ -1,0 +1,527 @@
+import contextlib
+import io as _io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import ffnn
+from ffnn import cli, runs
+from ffnn.training import History
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+DIGITS_FLAGS = ["-d", "digits", "-e", "30", "-b", "32", "-a", "relu", "-sz", "64", "-lr", "1e-3", "-q"]
+SMALL_FLAGS = ["-d", "digits", "-e", "5", "-b", "32", "-a", "tanh", "-nhl", "1", "-sz", "32", "-lr", "2e-3",
+               "-q"]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default "runs" folder never lands in the source tree
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def only_run_dir(output_dir):
+    (name,) = os.listdir(output_dir)
+    return os.path.join(output_dir, name)
+
+
+def assert_one_error_line(code, err):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ffnn: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("digits")
+    stdout = _io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(["train", *DIGITS_FLAGS, "--output-dir", os.fspath(out_dir)])
+    return code, stdout.getvalue(), only_run_dir(out_dir)
+
+
+# -- train ------------------------------------------------------------------------------------------------
+def test_train_digits_end_to_end(digits_run):
+    code, out, run_dir = digits_run
+    assert code == 0
+    assert "test accuracy" in out and f"saved to {run_dir}" in out
+    assert sorted(os.listdir(run_dir)) == sorted(
+        ["config.json", "history.csv", "model.safetensors", "checkpoint.safetensors", "summary.json"])
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["test_accuracy"] >= 0.95
+    assert summary["epochs_completed"] == 30
+    assert summary["test_loss"] > 0 and summary["seconds"] > 0
+    history = History.from_csv(os.path.join(run_dir, "history.csv"))
+    assert history["epoch"] == list(range(1, 31))
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert (config["epochs"], config["batch_size"], config["activation"], config["hidden_size"],
+            config["learning_rate"]) == (30, 32, "relu", 64, 1e-3)
+
+
+def write_fashion_subset(folder, n_train=2000, n_test=500):
+    from ffnn.data import read_idx, write_idx
+
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = read_idx(os.path.join(FASHION, f"{split}-images-idx3-ubyte.gz"))[:n]
+        labels = read_idx(os.path.join(FASHION, f"{split}-labels-idx1-ubyte.gz"))[:n]
+        write_idx(os.path.join(folder, f"{split}-images-idx3-ubyte"), images)
+        write_idx(os.path.join(folder, f"{split}-labels-idx1-ubyte"), labels)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(FASHION, "train-images-idx3-ubyte.gz")),
+                    reason="Fashion-MNIST files (Debian dataset-fashion-mnist) are not installed")
+def test_train_fashion_mnist_subset(tmp_path, capsys):
+    data_dir = tmp_path / "fashion"
+    write_fashion_subset(data_dir)
+    code, out, err = run(capsys, "train", "-d", "fashion_mnist", "--data-dir", os.fspath(data_dir), "-e", "3",
+                         "-b", "32", "-a", "relu", "-sz", "64", "-lr", "2e-3", "-q", "--output-dir", "out")
+    assert code == 0, err
+    run_dir = only_run_dir("out")
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["epochs_completed"] == 3 and summary["test_accuracy"] >= 0.7
+    assert len(History.from_csv(os.path.join(run_dir, "history.csv"))) == 3
+    net = ffnn.Network.load(os.path.join(run_dir, "model.safetensors"))
+    assert net.sizes == [784, 64, 64, 10]
+    assert net.metadata["class_names"][-1] == "Ankle boot"
+
+    code, out, err = run(capsys, "evaluate", run_dir, "--data-dir", os.fspath(data_dir))
+    assert code == 0, err
+    assert "500 test examples" in out and "Ankle boot" in out
+    assert f"accuracy {summary['test_accuracy']:.4f}" in out
+
+
+def test_assignment_flags_verbatim(capsys):
+    code, out, err = run(capsys, "train", "-d", "digits", "--output-dir", "out",
+                         "-nhl", "3", "-sz", "32", "-a", "ReLU", "-o", "nadam", "-lr", "1e-3", "-w_i", "Xavier",
+                         "-w_d", "0.0005", "-l", "mean_squared_error", "-b", "16", "-e", "2", "-beta1", "0.9",
+                         "-beta2", "0.999", "-eps", "1e-6", "-m", "0.5", "-beta", "0.5", "-q")
+    assert code == 0, err
+    run_dir = only_run_dir("out")
+    assert os.path.basename(run_dir) == "hl_3_sz_32_bs_16_ac_relu_o_nadam"
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    expected = {"num_layers": 3, "hidden_size": 32, "activation": "ReLU", "optimizer": "nadam",
+                "learning_rate": 1e-3, "weight_init": "Xavier", "weight_decay": 0.0005,
+                "loss": "mean_squared_error", "batch_size": 16, "epochs": 2, "beta1": 0.9, "beta2": 0.999,
+                "epsilon": 1e-6, "momentum": 0.5, "beta": 0.5, "dataset": "digits"}
+    assert {k: config[k] for k in expected} == expected
+    net = ffnn.Network.load(os.path.join(run_dir, "model.safetensors"))
+    assert net.config["sizes"] == [64, 32, 32, 32, 10]
+    assert (net.config["activation"], net.config["output"], net.config["loss"]) == ("relu", "softmax",
+                                                                                    "squared_error")
+    assert len(History.from_csv(os.path.join(run_dir, "history.csv"))) == 2
+
+
+def test_long_flags_and_hidden_sizes(capsys):
+    code, _, err = run(capsys, "train", "--dataset", "iris", "--epochs", "2", "--batch-size", "8",
+                       "--learning-rate", "0.01", "--hidden-sizes", "8", "4", "--weight-decay", "0.001",
+                       "--val-fraction", "0", "--seed", "3", "--dtype", "float64", "--output-dir", "out",
+                       "--name", "r", "-q")
+    assert code == 0, err
+    net = ffnn.Network.load(os.path.join("out", "r", "model.safetensors"))
+    assert net.sizes == [4, 8, 4, 3] and net.dtype == np.float64
+    history = History.from_csv(os.path.join("out", "r", "history.csv"))
+    assert history["val_loss"] == [None, None]
+
+
+def test_config_file_with_flags_overriding(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("dataset: iris\nepochs: 4\nbatch-size: 8\nhidden_sizes: [6]\n"
+                                     "optimizer: momentum\nlearning_rate: 0.05\noutput_dir: out\nname: cfg\n")
+    code, _, err = run(capsys, "train", "--config", "c.yaml", "-e", "2", "-lr", "0.01", "-q")
+    assert code == 0, err
+    config = json.load(open(os.path.join("out", "cfg", "config.json")))
+    assert config["epochs"] == 2 and config["learning_rate"] == 0.01  # the flags win
+    assert config["batch_size"] == 8 and config["optimizer"] == "momentum" and config["hidden_sizes"] == [6]
+    assert len(History.from_csv(os.path.join("out", "cfg", "history.csv"))) == 2
+
+
+@pytest.mark.parametrize("text,words", [
+    ("epochs: 2\nhiden_size: 3\n", ["c.yaml", "hiden_size", "hidden_size"]),
+    ("epochs: [1\n", ["c.yaml", "YAML"]),
+    ("- 1\n- 2\n", ["c.yaml", "mapping"]),
+    ("epochs: 0\n", ["epochs", "positive integer"]),
+])
+def test_bad_config_files(tmp_path, capsys, text, words):
+    (tmp_path / "c.yaml").write_text(text)
+    code, _, err = run(capsys, "train", "--config", "c.yaml", "-d", "iris", "--output-dir", "out")
+    line = assert_one_error_line(code, err)
+    for word in words:
+        assert word in line
+    code, _, err = run(capsys, "train", "--config", "missing.yaml")
+    assert "missing.yaml" in assert_one_error_line(code, err)
+
+
+# -- evaluate and predict ---------------------------------------------------------------------------------
+def test_evaluate_prints_loss_accuracy_and_confusion_matrix(digits_run, capsys):
+    _, _, run_dir = digits_run
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    code, out, err = run(capsys, "evaluate", os.path.join(run_dir, "model.safetensors"))
+    assert code == 0, err
+    assert f"loss {summary['test_loss']:.4f}" in out
+    assert f"accuracy {summary['test_accuracy']:.4f}" in out
+    assert "360 test examples" in out and "rows: true class" in out
+    code, out_dir, _ = run(capsys, "evaluate", run_dir)  # a run folder works too
+    assert code == 0 and out_dir == out
+
+
+def test_evaluate_shows_class_names(capsys):
+    code, _, err = run(capsys, "train", "-d", "iris", "-e", "3", "-b", "16", "--output-dir", "out", "-q")
+    assert code == 0, err
+    code, out, err = run(capsys, "evaluate", os.path.join(only_run_dir("out"), "model.safetensors"))
+    assert code == 0, err
+    matrix = out.split("rows: true class")[1]
+    for name in ("setosa", "versicolor", "virginica"):
+        assert name in matrix
+    counts = [int(v) for line in matrix.strip().splitlines()[2:] for v in line.split()[2:]]
+    assert sum(counts) == 30
+
+
+def raw_digits_test_features():
+    ds = ffnn.datasets.load("digits")
+    raw = np.rint(ds.X_test.astype(np.float64) * ds.scaling.scale + ds.scaling.offset)
+    assert raw.min() >= 0 and raw.max() <= 16  # pixel values 0..16
+    return ds, raw
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_predict_matches_the_network_on_scaled_data(digits_run, tmp_path, capsys, header):
+    _, _, run_dir = digits_run
+    ds, raw = raw_digits_test_features()
+    with open("input.csv", "w") as f:
+        if header:
+            f.write(",".join(f"pixel{i}" for i in range(64)) + "\n")
+        for row in raw:
+            f.write(",".join(str(int(v)) for v in row) + "\n")
+    model = os.path.join(run_dir, "model.safetensors")
+    code, out, err = run(capsys, "predict", model, "input.csv", "-o", "out.csv")
+    assert code == 0, err
+    assert "out.csv" in out
+    net = ffnn.Network.load(model)
+    lines = open("out.csv").read().splitlines()
+    assert lines[0].split(",") == ["prediction"] + [f"p_{c}" for c in ds.class_names]
+    labels = [line.split(",")[0] for line in lines[1:]]
+    expected = [ds.class_names[i] for i in net.predict(ds.X_test)]
+    assert labels == expected
+    assert [ds.class_names[i] for i in net.predict(ds.scaling.transform(raw))] == expected
+    probs = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
+    np.testing.assert_allclose(probs, net.predict_proba(ds.X_test), rtol=1e-5, atol=1e-6)
+
+    code, out, err = run(capsys, "predict", run_dir, "input.csv")  # to standard output
+    assert code == 0 and out.splitlines() == lines
+
+
+def test_predict_regression(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "-d", "diabetes", "-e", "2", "-b", "32", "--output-dir", "out", "-q")
+    assert code == 0, err
+    run_dir = only_run_dir("out")
+    (tmp_path / "x.csv").write_text("\n".join(",".join(["0.5"] * 10) for _ in range(3)) + "\n")
+    code, out, err = run(capsys, "predict", run_dir, "x.csv")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "prediction" and len(lines) == 4
+    net = ffnn.Network.load(os.path.join(run_dir, "model.safetensors"))
+    from ffnn.data import Scaling
+    X = Scaling.from_dict(net.metadata["scaling"]).transform(np.full((3, 10), 0.5))
+    np.testing.assert_allclose([float(v) for v in lines[1:]], net.predict(X.astype(net.dtype))[:, 0], rtol=1e-6)
+
+
+# -- gradcheck --------------------------------------------------------------------------------------------
+def test_gradcheck_passes(capsys):
+    code, out, _ = run(capsys, "gradcheck")
+    assert code == 0 and "passed" in out and "FAIL" not in out
+    code, out, _ = run(capsys, "gradcheck", "--sizes", "3", "5", "2", "-a", "relu", "--output", "linear", "-l",
+                       "squared_error", "--batch", "4")
+    assert code == 0 and "passed" in out
+
+
+def test_gradcheck_fails_for_a_broken_gradient(capsys, monkeypatch):
+    real = ffnn.Network.back_propagation
+
+    def broken(self, cache, y, out=None):
+        grads = real(self, cache, y, out)
+        grads["W1"] *= 1.01
+        return grads
+
+    monkeypatch.setattr(ffnn.Network, "back_propagation", broken)
+    code, out, _ = run(capsys, "gradcheck")
+    assert code == 1
+    assert "FAILED" in out
+    assert [line.split()[0] for line in out.splitlines() if line.rstrip().endswith("FAIL")] == ["W1"]
+
+
+# -- resume -----------------------------------------------------------------------------------------------
+class StopAtEpoch:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer):
+        if trainer.epoch + 1 == self.epoch:
+            trainer.stop_requested = True
+
+
+def tensors(run_dir):
+    return load_file(os.path.join(run_dir, "model.safetensors"))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(capsys, monkeypatch):
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "--output-dir", "whole")
+    assert code == 0, err
+
+    real_train = runs.train
+
+    def interrupted(config, **kw):
+        return real_train(config, **{**kw, "callbacks": [*kw.get("callbacks", ()), StopAtEpoch(3)]})
+
+    monkeypatch.setattr(runs, "train", interrupted)
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "--output-dir", "split")
+    monkeypatch.setattr(runs, "train", real_train)
+    run_dir = only_run_dir("split")
+    assert code == 130
+    assert f"ffnn train --resume {run_dir}" in err and "Traceback" not in err
+    assert len(History.from_csv(os.path.join(run_dir, "history.csv"))) == 2
+
+    code, out, err = run(capsys, "train", "--resume", run_dir)
+    assert code == 0, err
+    a, b = tensors(only_run_dir("whole")), tensors(run_dir)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    assert History.from_csv(os.path.join(run_dir, "history.csv"))["epoch"] == [1, 2, 3, 4, 5]
+
+    # --epochs extends the finished run
+    code, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "7")
+    assert code == 0, err
+    assert json.load(open(os.path.join(run_dir, "summary.json")))["epochs_completed"] == 7
+    assert len(History.from_csv(os.path.join(run_dir, "history.csv"))) == 7
+    assert not np.array_equal(tensors(run_dir)["W1"], a["W1"])
+
+
+@pytest.mark.parametrize("extra", [["-lr", "0.1"], ["-d", "iris"], ["--config", "c.yaml"]])
+def test_resume_with_other_flags_is_an_error(capsys, tmp_path, extra):
+    (tmp_path / "c.yaml").write_text("epochs: 3\n")
+    code, _, err = run(capsys, "train", "-d", "iris", "-e", "1", "-b", "16", "--output-dir", "out", "-q")
+    assert code == 0, err
+    run_dir = only_run_dir("out")
+    before = open(os.path.join(run_dir, "model.safetensors"), "rb").read()
+    code, _, err = run(capsys, "train", "--resume", run_dir, *extra)
+    line = assert_one_error_line(code, err)
+    assert "--resume" in line and "--epochs" in line
+    assert open(os.path.join(run_dir, "model.safetensors"), "rb").read() == before
+
+
+def test_resume_of_something_that_is_not_a_run(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--resume", os.fspath(tmp_path))
+    assert "not a run folder" in assert_one_error_line(code, err)
+
+
+def test_sigint_stops_the_run_and_it_resumes(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "sig"
+    history = run_dir / "history.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffnn", "train", "-d", "digits", "-e", "500", "-b", "16", "-sz", "64", "-q",
+         "--output-dir", os.fspath(tmp_path / "runs"), "--name", "sig"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if history.exists() and len(history.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert f"ffnn train --resume {run_dir}" in err
+    assert "Traceback" not in err
+    for name in ("history.csv", "checkpoint.safetensors", "model.safetensors", "summary.json"):
+        assert (run_dir / name).exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    done = summary["epochs_completed"]
+    assert summary["status"] == "interrupted" and 1 <= done < 500
+    assert len(History.from_csv(history)) == done
+
+    code, out, err = run(capsys, "train", "--resume", os.fspath(run_dir), "--epochs", str(done + 2))
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == done + 2
+    assert History.from_csv(history)["epoch"] == list(range(1, done + 3))
+
+
+# -- errors -----------------------------------------------------------------------------------------------
+def write_csv(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+GOOD_CSV = "a,b,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(40))
+
+TRAIN_ERRORS = [
+    (["-d", "digits", "-a", "swish"], ["'swish'", "relu", "tanh", "sigmoid", "identity"]),
+    (["-d", "digits", "-o", "adagrad"], ["'adagrad'", "sgd", "momentum", "nag", "rmsprop", "adam", "nadam"]),
+    (["-d", "cifar10"], ["'cifar10'", "fashion_mnist", "mnist", "digits", "iris", ".csv"]),
+    (["-d", "digits", "-l", "hinge"], ["'hinge'", "cross_entropy", "mean_squared_error"]),
+    (["-d", "digits", "-w_i", "orthogonal"], ["'orthogonal'", "xavier", "he", "random"]),
+    (["-d", "digits", "-e", "0"], ["epochs", "positive integer"]),
+    (["-d", "digits", "-b", "0"], ["batch_size", "positive integer"]),
+    (["-d", "digits", "-lr", "-1"], ["learning_rate", "> 0"]),
+    (["-d", "digits", "-sz", "0"], ["hidden_size", "positive integer"]),
+    (["-d", "digits", "--val-fraction", "1"], ["val_fraction", "< 1"]),
+    (["-d", "digits", "--dtype", "float16"], ["dtype", "float32", "float64"]),
+    (["-d", "iris", "-b", "100000"], ["batch_size", "100000"]),
+    (["-d", "diabetes", "-l", "cross_entropy"], ["cross_entropy", "valid pairs", "squared_error"]),
+    (["-d", "diabetes", "--output", "softmax"], ["regression", "linear"]),
+    (["-d", "missing.csv", "--target", "y"], ["missing.csv"]),
+    (["-d", "good.csv"], ["target", "a, b, label"]),
+    (["-d", "good.csv", "--target", "nope"], ["'nope'", "a, b, label"]),
+    (["-d", "gap.csv", "--target", "label"], ["gap.csv", "line 3", "missing value", "'b'"]),
+    (["-d", "nan.csv", "--target", "label"], ["nan.csv", "line 2", "NaN", "'a'"]),
+    (["-d", "text.csv", "--target", "label"], ["text.csv", "non-numeric", "'x'"]),
+    (["-d", "digits", "--target", "label"], ["target", "CSV"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", TRAIN_ERRORS, ids=[" ".join(a) for a, _ in TRAIN_ERRORS])
+def test_bad_training_input_is_one_error_line(tmp_path, capsys, argv, words):
+    write_csv("good.csv", GOOD_CSV)
+    write_csv("gap.csv", "a,b,label\n1,2,0\n3,,1\n" + "4,5,0\n" * 10)
+    write_csv("nan.csv", "a,b,label\nnan,2,0\n3,4,1\n" + "4,5,0\n" * 10)
+    write_csv("text.csv", "a,b,label\n1,2,0\n3,x,1\n" + "4,5,0\n" * 10)
+    code, out, err = run(capsys, "train", *argv, "-e", "1", "--output-dir", "out", "-q") if "-e" not in argv \
+        else run(capsys, "train", *argv, "--output-dir", "out", "-q")
+    line = assert_one_error_line(code, err)
+    assert code == 1
+    for word in words:
+        assert word in line, line
+    assert "Traceback" not in out
+
+
+def test_a_csv_dataset_trains(capsys):
+    write_csv("good.csv", GOOD_CSV)
+    code, _, err = run(capsys, "train", "-d", "good.csv", "--target", "label", "-e", "2", "-b", "8",
+                       "--output-dir", "out", "-q")
+    assert code == 0, err
+
+
+@pytest.fixture
+def damaged_model(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(np.random.default_rng(0).bytes(500))
+    return os.fspath(path)
+
+
+def test_bad_model_files_for_evaluate_and_predict(capsys, damaged_model, digits_run):
+    write_csv("x.csv", "1,2,3\n")
+    for argv in (["evaluate", damaged_model], ["predict", damaged_model, "x.csv"],
+                 ["evaluate", "no-such-model.safetensors"], ["predict", "no-such-folder/", "x.csv"]):
+        code, out, err = run(capsys, *argv)
+        line = assert_one_error_line(code, err)
+        assert argv[1].rstrip("/") in line
+    # a truncated copy of a real model
+    data = open(os.path.join(digits_run[2], "model.safetensors"), "rb").read()
+    open("cut.safetensors", "wb").write(data[:-10])
+    code, _, err = run(capsys, "evaluate", "cut.safetensors")
+    assert "truncated" in assert_one_error_line(code, err)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("1,2,3\n", ["line 1", "3 values", "64 features"]),
+    (",".join(["1"] * 64) + "\n" + ",".join(["1"] * 65) + "\n", ["line 2", "65 values", "64"]),
+    (",".join(["1"] * 63 + ["nan"]) + "\n", ["NaN"]),
+    (",".join(["1"] * 64) + "\n" + ",".join(["1"] * 63 + [""]) + "\n", ["line 2", "missing or not a number"]),
+    (",".join(["1"] * 64) + "\n" + ",".join(["1"] * 63 + ["x"]) + "\n", ["line 2", "missing or not a number"]),
+    ("", ["no rows"]),
+])
+def test_bad_prediction_input(capsys, digits_run, text, words):
+    write_csv("x.csv", text)
+    code, out, err = run(capsys, "predict", digits_run[2], "x.csv", "-o", "y.csv")
+    line = assert_one_error_line(code, err)
+    for word in words:
+        assert word in line, line
+    assert not os.path.exists("y.csv")
+
+
+def test_a_first_row_with_a_missing_value_is_not_taken_for_a_header(capsys, digits_run):
+    write_csv("x.csv", ",".join(["1"] * 63 + [""]) + "\n" + (",".join(["2"] * 64) + "\n") * 2)
+    code, out, err = run(capsys, "predict", digits_run[2], "x.csv")
+    line = assert_one_error_line(code, err)
+    assert "line 1" in line
+
+
+DIVERGING = ["train", "-d", "diabetes", "-o", "sgd", "-lr", "10", "-e", "5", "-sz", "16", "--output-dir", "out",
+             "-q"]
+
+
+def test_diverged_run_exits_1_and_names_the_kept_weights(capsys):
+    with np.errstate(all="ignore"):
+        code, out, err = run(capsys, *DIVERGING)
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("ffnn: the training loss became") and "smaller learning rate" in lines[0]
+    model = os.path.join(only_run_dir("out"), "model.safetensors")
+    assert lines[1] == f"ffnn: the last good weights are in {model}"
+    assert np.all(np.isfinite(ffnn.Network.load(model).theta))
+
+
+def test_diverged_run_prints_no_numpy_warnings(capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, _ = run(capsys, *DIVERGING)
+    assert code == 1
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(ffnn.ConfigError, match="epochs"):
+        cli.main(["--debug", "train", "-d", "digits", "-e", "0", "--output-dir", "out"])
+    with pytest.raises(ffnn.ConfigError, match="activation"):
+        cli.main(["train", "-d", "digits", "-a", "swish", "--debug", "--output-dir", "out"])
+    with pytest.raises(ffnn.ModelFileError):
+        cli.main(["--debug", "evaluate", "no-such-model.safetensors"])
+
+
+def test_usage_errors_exit_2_with_one_line(capsys):
+    for argv in (["train", "-e", "many"], ["train", "--bogus"], ["frobnicate"], []):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "error:" in err and "Traceback" not in err
+
+
+def test_python_dash_m_exit_codes(tmp_path):
+    def ffnn_cmd(*argv):
+        return subprocess.run([sys.executable, "-m", "ffnn", *argv], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+
+    ok = ffnn_cmd("gradcheck")
+    assert ok.returncode == 0 and "passed" in ok.stdout
+    bad = ffnn_cmd("train", "-d", "digits", "-e", "0")
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == [bad.stderr.strip()] and bad.stderr.startswith("ffnn: error: epochs")
+    usage = ffnn_cmd("train", "--bogus")
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    debug = ffnn_cmd("--debug", "train", "-d", "digits", "-e", "0")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+    version = ffnn_cmd("--version")
+    assert version.returncode == 0 and ffnn.__version__ in version.stdout
+    assert not os.path.exists(tmp_path / "runs")

@@ -1,0 +1,182 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import ffnn
+from ffnn import runs
+from ffnn.config import TrainConfig
+from ffnn.errors import ConfigError, ModelFileError
+from ffnn.training import History, Trainer
+
+
+def digits_config(tmp_path, **kw):
+    values = {"dataset": "digits", "epochs": 4, "batch_size": 32, "hidden_sizes": [32], "activation": "relu",
+              "learning_rate": 2e-3, "output_dir": os.fspath(tmp_path / "runs"), "seed": 0}
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+class StopAtEpoch:
+    """Ask the trainer to stop during epoch ``epoch`` (as Ctrl-C does)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer):
+        if trainer.epoch + 1 == self.epoch:
+            trainer.stop_requested = True
+
+
+def test_run_folder_contents(tmp_path):
+    result = runs.train(digits_config(tmp_path), verbose=0)
+    assert result.status == "completed"
+    folder = result.run_dir
+    assert os.path.basename(folder) == "hl_1_sz_32_bs_32_ac_relu_o_adam"
+    assert sorted(os.listdir(folder)) == sorted(
+        ["config.json", "history.csv", "model.safetensors", "checkpoint.safetensors", "summary.json"])
+    config = json.loads(open(os.path.join(folder, "config.json")).read())
+    assert TrainConfig.from_dict(config) == digits_config(tmp_path)
+    history = History.from_csv(os.path.join(folder, "history.csv"))
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert all(v is not None for v in history["val_loss"])
+    summary = json.loads(open(os.path.join(folder, "summary.json")).read())
+    for key in ("test_loss", "test_accuracy", "epochs_completed", "seconds"):
+        assert key in summary
+    assert summary["epochs_completed"] == 4 and summary["status"] == "completed"
+    assert summary == result.summary
+
+    net = ffnn.Network.load(os.path.join(folder, "model.safetensors"))
+    assert np.array_equal(net.theta, result.net.theta)
+    ds = ffnn.datasets.load("digits")
+    test = net.evaluate(ds.X_test, ds.y_test)
+    assert summary["test_loss"] == pytest.approx(test["loss"], rel=1e-6)
+    assert summary["test_accuracy"] == test["accuracy"]
+    assert net.metadata["class_names"] == ds.class_names
+    assert net.metadata["scaling"] == ds.scaling.to_dict()
+    assert net.metadata["dataset"] == "digits" and net.metadata["task"] == "classification"
+
+    # the checkpoint at the end holds the same weights
+    _, state, _ = ffnn.io.load_checkpoint(os.path.join(folder, "checkpoint.safetensors"))
+    assert state["epoch"] == 4
+
+
+def test_a_second_run_gets_a_new_folder(tmp_path):
+    config = digits_config(tmp_path, epochs=1)
+    first = runs.train(config, verbose=0).run_dir
+    second = runs.train(config, verbose=0).run_dir
+    assert second == first + "-2"
+    assert os.path.exists(os.path.join(first, "model.safetensors"))
+
+
+def test_validation_comes_from_the_training_split_only(tmp_path, monkeypatch):
+    seen = {}
+    real_fit = Trainer.fit
+
+    def spy(self, X, y, validation_data=None):
+        seen["X"], seen["val"] = np.asarray(X), np.asarray(validation_data[0])
+        return real_fit(self, X, y, validation_data)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    runs.train(digits_config(tmp_path, epochs=1, val_fraction=0.2), verbose=0)
+    ds = ffnn.datasets.load("digits")
+    train_rows = {r.tobytes() for r in ds.X_train}
+    test_rows = {r.tobytes() for r in ds.X_test} - train_rows  # (digits has a few duplicate images)
+    used = [r.tobytes() for r in np.vstack([seen["X"], seen["val"]])]
+    assert len(used) == len(ds.X_train)
+    assert seen["val"].shape[0] == round(0.2 * len(ds.X_train))
+    assert all(r in train_rows for r in used)
+    assert not any(r in test_rows for r in used)
+
+
+@pytest.mark.parametrize("extra", [{}, {"dropout": 0.2, "lr_schedule": "plateau", "lr_gamma": 0.5},
+                                   {"lr_schedule": "cosine", "weight_decay": 1e-3}],
+                         ids=["plain", "dropout-plateau", "cosine-decay"])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, extra):
+    config = digits_config(tmp_path, epochs=5, optimizer="adam", **extra)
+    whole = runs.train(config, verbose=0)
+
+    config = digits_config(tmp_path, epochs=5, optimizer="adam", name="split", **extra)
+    part = runs.train(config, callbacks=[StopAtEpoch(3)], verbose=0)
+    assert part.status == "interrupted" and part.trainer.epoch == 2
+    assert f"ffnn train --resume {part.run_dir}" in part.message
+    folder = part.run_dir
+    assert len(History.from_csv(os.path.join(folder, "history.csv"))) == 2
+    assert json.load(open(os.path.join(folder, "summary.json")))["status"] == "interrupted"
+
+    resumed = runs.train(runs.load_run_config(folder), run_dir=folder, resume=True, verbose=0)
+    assert resumed.status == "completed" and resumed.trainer.epoch == 5
+    a = load_file(os.path.join(whole.run_dir, "model.safetensors"))
+    b = load_file(os.path.join(folder, "model.safetensors"))
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    h_whole = History.from_csv(os.path.join(whole.run_dir, "history.csv"))
+    h_resumed = History.from_csv(os.path.join(folder, "history.csv"))
+    assert h_resumed["epoch"] == [1, 2, 3, 4, 5]
+    assert h_resumed["loss"] == h_whole["loss"] and h_resumed["val_loss"] == h_whole["val_loss"]
+    assert resumed.summary["test_loss"] == whole.summary["test_loss"]
+
+
+def test_resume_with_more_epochs_extends_the_run(tmp_path):
+    whole = runs.train(digits_config(tmp_path, epochs=4, optimizer="momentum", name="whole"), verbose=0)
+    short = runs.train(digits_config(tmp_path, epochs=2, optimizer="momentum", name="short"), verbose=0)
+    config = runs.load_run_config(short.run_dir)
+    config.epochs = 4
+    longer = runs.train(config, run_dir=short.run_dir, resume=True, verbose=0)
+    assert longer.summary["epochs_completed"] == 4
+    assert len(History.from_csv(os.path.join(short.run_dir, "history.csv"))) == 4
+    assert np.array_equal(longer.net.theta, whole.net.theta)
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    first = runs.train(digits_config(tmp_path, epochs=2), verbose=0)
+    lines = []
+    again = runs.train(runs.load_run_config(first.run_dir), run_dir=first.run_dir, resume=True, verbose=0,
+                       log=lines.append)
+    assert np.array_equal(again.net.theta, first.net.theta)
+    assert any("already finished 2 epochs" in line for line in lines)
+
+
+def test_load_run_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not a run folder"):
+        runs.load_run_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        runs.load_run_config(tmp_path)
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(ConfigError, match="cannot read"):
+        runs.load_run_config(tmp_path)
+
+
+def test_resume_from_a_damaged_checkpoint_is_a_model_file_error(tmp_path):
+    first = runs.train(digits_config(tmp_path, epochs=1), verbose=0)
+    path = os.path.join(first.run_dir, "checkpoint.safetensors")
+    data = bytearray(open(path, "rb").read())
+    data[-3] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    config = runs.load_run_config(first.run_dir)
+    config.epochs = 2
+    with pytest.raises(ModelFileError, match="checkpoint.safetensors"):
+        runs.train(config, run_dir=first.run_dir, resume=True, verbose=0)
+
+
+def test_diverged_run_keeps_the_last_good_weights(tmp_path):
+    config = TrainConfig(dataset="diabetes", epochs=5, batch_size=64, optimizer="sgd", learning_rate=10.0,
+                         hidden_sizes=[16], output_dir=os.fspath(tmp_path), name="d")
+    with np.errstate(all="ignore"):
+        result = runs.train(config, verbose=0)
+    assert result.status == "diverged" and "learning rate" in result.message
+    net = ffnn.Network.load(os.path.join(result.run_dir, "model.safetensors"))
+    assert np.all(np.isfinite(net.theta))
+    assert json.load(open(os.path.join(result.run_dir, "summary.json")))["status"] == "diverged"
+    assert len(History.from_csv(os.path.join(result.run_dir, "history.csv"))) == result.trainer.epoch
+
+
+def test_regression_dataset_with_softmax_output_is_refused(tmp_path):
+    config = TrainConfig(dataset="diabetes", output="softmax", output_dir=os.fspath(tmp_path))
+    with pytest.raises(ConfigError, match="regression"):
+        runs.train(config, verbose=0)
+    assert not os.path.exists(os.path.join(tmp_path, config.run_name()))
