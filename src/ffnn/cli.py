@@ -1,4 +1,4 @@
-"""The ``ffnn`` command: train, evaluate, predict, gradcheck.
+"""The ``ffnn`` command: train, evaluate, predict, gradcheck, explain.
 
 ``ffnn train`` takes the course assignment's flags verbatim (``-nhl 3 -sz 128 -a ReLU -o nadam ...``), a YAML
 config file with the same keys (flags on the command line win), and ``--resume RUN_DIR``.
@@ -133,6 +133,9 @@ def build_parser():
     p.add_argument("--tolerance", type=float, default=1e-6, help="largest allowed relative error (default 1e-6)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=cmd_gradcheck)
+
+    from .explain import add_parser as add_explain_parser
+    add_explain_parser(sub)
     return parser
 
 

@@ -211,7 +211,8 @@ def explain(net, x, y, learning_rate=0.1, context=None, eps=EPS):
     sgd = get_optimizer("sgd", learning_rate)
     y_hat, cache = net.forward_propagation(X)
     loss = net.loss(cache, Y)
-    grads = {k: v.copy() for k, v in net.back_propagation(cache, Y).items()}
+    flat = np.empty(net.n_params)                   # the gradient, laid out like theta
+    grads = net.back_propagation(cache, Y, out=flat)  # views into flat
     L, act, out = net.L, net.activation, net.output_layer
     a = [None] + [cache.a[k][0].copy() for k in range(1, L + 1)]
     h = [cache.h[k][0].copy() for k in range(L + 1)]
@@ -245,7 +246,8 @@ def explain(net, x, y, learning_rate=0.1, context=None, eps=EPS):
             num_h = _numerical_grad_h(net, X, Y, k, eps)
             backward.append(Step(
                 f"grad_h{k - 1}", [f"grad_h{k - 1}", "=", f"W{k}^T", f"grad_a{k}"],
-                [_mat(f"W{k}^T", net.W[k].T), _col(f"grad_a{k}", grad_a[k]), "=", _col(f"grad_h{k - 1}", grad_h[k - 1])],
+                [_mat(f"W{k}^T", net.W[k].T), _col(f"grad_a{k}", grad_a[k]), "=",
+                 _col(f"grad_h{k - 1}", grad_h[k - 1])],
                 check=Check(f"central difference along b{k} + eps W{k}[:, j]", relative_error(grad_h[k - 1], num_h))))
             backward.append(Step(
                 f"grad_a{k - 1}", [f"grad_a{k - 1}", "=", f"grad_h{k - 1}", "*", f"g'(a{k - 1})"],
@@ -255,17 +257,15 @@ def explain(net, x, y, learning_rate=0.1, context=None, eps=EPS):
                 check=Check(f"central difference via b{k - 1} (dL/da{k - 1} = dL/db{k - 1})",
                             relative_error(grad_a[k - 1], numeric[f"b{k - 1}"]))))
 
-    chain = _chain(net, h, a, g_prime, grad_a, grad_h, grads)
+    chain = _chain(net, h, g_prime, grad_a, grad_h, grads)
 
     # One step of the library's sgd on a copy: theta <- theta - eta grad.
     after = Network(**net.config)
     after.copy_params_from(net)
-    flat = np.concatenate([grads[f"W{k}"].ravel() for k in range(1, L + 1)] +
-                          [grads[f"b{k}"] for k in range(1, L + 1)])
     sgd.step({"theta": after.theta}, {"theta": flat})
     _, cache_after = after.forward_propagation(X)
     loss_after = after.loss(cache_after, Y)
-    update = [Step(f"W{k}_new", [f"W{k}", "-", "eta", f"grad_W{k}"],
+    update = [Step(f"W{k}_new", [f"W{k}", "<-", f"W{k}", "-", "eta", f"grad_W{k}"],
                    [_mat(f"W{k}", net.W[k]), f"- {learning_rate:g}", _mat(f"grad_W{k}", grads[f"W{k}"]), "=",
                     _mat(f"W{k} (new)", after.W[k])]) for k in range(1, L + 1)]
     return Explanation(net=net, x=X[0], y=Y, context=list(context or []), forward=forward, loss=loss,
@@ -303,7 +303,7 @@ def _grad_aL_step(net, Y, y_hat, grad_aL, numeric):
                 check=check)
 
 
-def _chain(net, h, a, g_prime, grad_a, grad_h, grads):
+def _chain(net, h, g_prime, grad_a, grad_h, grads):
     """dL/dW_111 (W1[0, 0]) along the path through the first unit of every layer, over all paths, and as
     backpropagation's recursion for the first unit of layer 1."""
     L, sizes = net.L, net.sizes
@@ -348,17 +348,23 @@ def _fits(term):
 
 
 def _summary(term, width=WIDTH - 2):
-    """One line for an array too large to show in full: shape, min/max/mean and its first entries."""
+    """One line for an array too large to show in full: shape, min/max/mean and a few entries."""
     v = term.value
     r, c = v.shape
     if r == 1 or c == 1:
         name = term.name[:-2] if term.name.endswith("^T") else term.name
-        head, first, where = f"{name} ({v.size})", v.ravel()[:6], name + "[:{}]"
+        nonzero = np.flatnonzero(v)
+        start = int(nonzero[0]) if nonzero.size else 0   # an image's first pixels are often all 0
+        entries = v.ravel()[start:start + 6]
+        head = f"{name} ({v.size})"
+        where = lambda n: f"{name}[{start or ''}:{start + n}]"
     else:
-        head, first, where = f"{term.name} ({r}x{c})", v[0, :6], term.name + "[0, :{}]"
+        entries = v[0, :6]
+        head = f"{term.name} ({r}x{c})"
+        where = lambda n: f"{term.name}[0, :{n}]"
     head += f": min {_fmt(v.min())}, max {_fmt(v.max())}, mean {_fmt(v.mean())}"
-    for n in range(first.size, 0, -1):
-        line = f"{head}; {where.format(n)} = [ {'  '.join(_fmt(e) for e in first[:n])} ] ..."
+    for n in range(entries.size, 0, -1):
+        line = f"{head}; {where(n)} = [ {'  '.join(_fmt(e) for e in entries[:n])} ] ..."
         if len(line) <= width:
             break
     return line
@@ -481,7 +487,12 @@ def _chain_text(chain, net):
                 shown += f" + ... ({len(numbers)} terms)"
         else:
             shown = "".join(f"({_fmt(v)})" for v in numbers)
-        lines += _wrap(f"  {(lhs + ' = ' + rhs).ljust(width)}= {shown} = {_fmt(value)}", "      ")
+        line = f"  {(lhs + ' = ' + rhs).ljust(width)}= {shown} = {_fmt(value)}"
+        if len(line) > WIDTH:   # the numbers go under the formula, their '=' under its '='
+            indent = " " * (3 + len(lhs))
+            lines.append(f"  {lhs} = {rhs}")
+            line = f"{indent}= {shown} = {_fmt(value)}"
+        lines += _wrap(line, indent + "  " if len(line) > WIDTH else "")
     mark = "ok" if math.isclose(chain.recursion[-1][3], chain.backprop, rel_tol=1e-9, abs_tol=1e-15) else "FAIL"
     lines.append(f"  = grad_W1[0,0] from back_propagation: {_fmt(chain.backprop)}  {mark}")
     return lines + [""]
@@ -517,7 +528,7 @@ def _wrap(line, indent):
 def render_text(expl):
     """The explanation laid out for a 100-column terminal."""
     net = expl.net
-    L, act, out = net.L, net.activation, net.output_layer
+    act, out = net.activation, net.output_layer
     loss_name = out.loss_name.replace("_", "-")
     lines = [f"ffnn explain: sizes {' '.join(map(str, net.sizes))}, g = {act.name}, O = {out.output}, "
              f"loss {loss_name}, float64"]
@@ -534,12 +545,11 @@ def render_text(expl):
     lines += _chain_text(expl.chain, net)
     lines += [f"== One gradient-descent step: theta <- theta - eta grad_theta, eta = {expl.learning_rate:g}", ""]
     for step in expl.update:
-        k = step.key[1:-len("_new")]
-        lines.append(f"W{k} <- W{k} - eta grad_W{k}")
+        lines += _heading(step)
         side = _side_by_side(step.parts) if all(_fits(t) for t in step.parts if isinstance(t, Term)) else []
         # W_k and grad_Wk are shown above; when the three do not fit side by side, only the new W_k is.
         lines += (side if side and max(map(len, side)) <= WIDTH else _stacked(step.parts[-1:])) + [""]
-    lines.append(f"  (b_k <- b_k - eta grad_bk likewise)")
+    lines.append("  (b_k <- b_k - eta grad_bk likewise)")
     lines.append(f"  loss before  {_fmt(expl.loss, 6)}")
     lines.append(f"  loss after   {_fmt(expl.loss_after, 6)}   change {_fmt(expl.loss_after - expl.loss)}; "
                  f"first-order estimate -eta ||grad||^2 = {_fmt(expl.first_order)}")
@@ -584,7 +594,7 @@ def _symbol(name):
 
 def _operator(op):
     op = op.strip()
-    mapping = {"*": "&#x2299;", "-": "&#x2212;", "-(": "&#x2212;(", "eta": "&#x3B7;"}
+    mapping = {"*": "&#x2299;", "-": "&#x2212;", "-(": "&#x2212;(", "eta": "&#x3B7;", "<-": "&#x2190;"}
     if op in mapping:
         return f"<mo>{mapping[op]}</mo>"
     m = re.match(r"^([A-Za-z]+)\($", op)
@@ -596,15 +606,15 @@ def _operator(op):
     m = re.match(r"^(\d+)\($", op)
     if m:
         return f"<mn>{m.group(1)}</mn><mo>(</mo>"
-    m = re.match(r"^([A-Za-z_]+) =$", op)
+    m = re.match(r"^(\S+) =$", op)
     if m:
         return f"<mspace width='1em'/>{_symbol(m.group(1))}<mo>=</mo>"
     return f"<mo>{html.escape(op)}</mo>"
 
 
 def _formula_mathml(tokens):
-    return "".join(_operator(t) if not (_SYMBOL.match(t) or _FUNCTION.match(t)) or t in ("eta",)
-                   else _symbol(t) for t in tokens)
+    return "".join(f"<mn>{t}</mn>" if t.isdigit() else _symbol(t) if _SYMBOL.match(t) or _FUNCTION.match(t)
+                   else _operator(t) for t in tokens)
 
 
 def _matrix_mathml(M):
@@ -636,11 +646,7 @@ def _math(inner, block=True):
 
 def _step_html(step):
     numbers, summaries = _parts_mathml(step.parts)
-    if step.key.startswith("grad_b"):
-        k = step.key[len("grad_b"):]
-        formula = _formula_mathml([f"grad_b{k}", "=", f"grad_a{k}"])
-    else:
-        formula = _formula_mathml(step.formula)
+    formula = _formula_mathml(step.formula)
     note = f' <span class="note">({html.escape(step.note)})</span>' if step.note else ""
     out = [f'<section class="step" id="step-{html.escape(step.key)}">',
            f'<div class="formula">{_math(formula, block=False)}{note}</div>',
@@ -735,7 +741,7 @@ mtable.m { padding: 0.05em 0.2em; margin: 0 0.15em; border-left: 1.5px solid #22
                        linear-gradient(#222, #222) left bottom / 5px 1.5px no-repeat,
                        linear-gradient(#222, #222) right top / 5px 1.5px no-repeat,
                        linear-gradient(#222, #222) right bottom / 5px 1.5px no-repeat; }
-mtd { text-align: right; padding: 0.05em 0.4em; }
+mtd { text-align: right; text-align: -webkit-right; padding: 0.12em 0.4em; }
 .legend { font-size: 0.85em; color: #444; margin-top: 0; }
 .summary { font-family: ui-monospace, monospace; font-size: 0.85em; color: #333; margin: 0.2em 0; }
 .check { font-size: 0.9em; margin: 0.2em 0; }
@@ -819,7 +825,8 @@ def render_html(expl):
     parts.append(f'<p class="loss" id="loss">{html.escape(expl.loss_formula)}</p>')
     parts += ["<h2>Backward pass, in the lecture's order</h2>"]
     parts += [_step_html(s) for s in expl.backward]
-    parts += ["<h2>The lecture's opening example: the chain rule for W<sub>111</sub></h2>", _chain_html(expl.chain, net)]
+    parts += ["<h2>The lecture's opening example: the chain rule for W<sub>111</sub></h2>",
+              _chain_html(expl.chain, net)]
     parts += [f"<h2>One gradient-descent step, &#x3B7; = {expl.learning_rate:g}</h2>"]
     parts += [_step_html(s) for s in expl.update]
     parts.append('<table class="loss" id="step">'
@@ -856,7 +863,7 @@ def add_parser(subparsers):
         "explain", help="the forward and backward pass for one example, with its numbers",
         description="Show the lecture's forward pass, backpropagation (with central-difference checks), the "
                     "chain rule for W_111 and one gradient-descent step, for one example.")
-    p.add_argument("--sizes", type=int, nargs="+", metavar="N",
+    p.add_argument("--sizes", type=int, nargs="*", metavar="N",
                    help="layer sizes n n_1 ... k (default 3 3 3 2); with --dataset only the hidden widths "
                         "(default 3 3), since the inputs and outputs come from the dataset")
     p.add_argument("-a", "--activation", default="logistic", help="hidden activation g (default logistic)")
@@ -895,8 +902,8 @@ def build_example(args):
         else:
             y = np.round(rng.normal(size=net.sizes[-1]), 2)
             what = "target y = [ " + "  ".join(_fmt(v) for v in y) + " ]"
-        context = [f"a random example (seed {args.seed}): x rounded to 2 decimals, {what}; "
-                   f"{net.init} weights, zero biases"]
+        context = [f"a random example (seed {args.seed}): x rounded to 2 decimals, {what}",
+                   f"untrained network: {net.init} weights, zero biases"]
         return net, x, y, context
     from .data import load
 
@@ -916,8 +923,8 @@ def build_example(args):
     else:
         y = np.atleast_1d(np.asarray(y, np.float64))
         what = "target y = [ " + "  ".join(_fmt(v) for v in y[:6]) + (" ..." if y.size > 6 else "") + " ]"
-    context = [f"example {index} of {ds.name} (test split, {n_test} examples), features scaled as for training; "
-               f"{what}", f"untrained network: {net.init} weights (seed {args.seed}), zero biases"]
+    context = [f"example {index} of {ds.name} (test split, {n_test} examples; features scaled as for training)",
+               what, f"untrained network: {net.init} weights (seed {args.seed}), zero biases"]
     return net, x, y, context
 
 

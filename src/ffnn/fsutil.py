@@ -23,6 +23,7 @@ def atomic_write(path, mode="wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        _chmod_like_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -41,6 +42,13 @@ def write_text(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+def _chmod_like_new_file(tmp):
+    # mkstemp creates 0600 files; give the result the permissions open() would have (0666 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
 
 
 def _fsync_dir(folder):
