@@ -115,3 +115,16 @@ def _hp(config):
 def test_to_dict_round_trip():
     config = TrainConfig(dataset="iris", epochs=3, hidden_sizes=[8], activation="ReLU", extra={"trial": 4})
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_shipped_training_configs_are_valid():
+    from pathlib import Path
+
+    from ffnn.cli import read_config_file
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    files = [p for p in folder.glob("*.yaml") if not p.name.startswith("sweep-")]
+    assert len(files) >= 4
+    for path in files:
+        config = TrainConfig.from_dict(read_config_file(path), source=str(path))
+        assert config.dataset in ("fashion_mnist", "mnist")
