@@ -1,4 +1,4 @@
-"""The ``ffnn`` command: train, evaluate, predict, gradcheck, explain.
+"""The ``ffnn`` command: train, evaluate, predict, gradcheck, explain, sweep, report.
 
 ``ffnn train`` takes the course assignment's flags verbatim (``-nhl 3 -sz 128 -a ReLU -o nadam ...``), a YAML
 config file with the same keys (flags on the command line win), and ``--resume RUN_DIR``.
@@ -136,6 +136,10 @@ def build_parser():
 
     from .explain import add_parser as add_explain_parser
     add_explain_parser(sub)
+    from .report import add_parser as add_report_parser
+    from .sweep import add_parser as add_sweep_parser
+    add_sweep_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
@@ -216,9 +220,12 @@ def cmd_train(args):
         config = train_config(args)
         run_dir = None
     if args.wandb_project:
-        callbacks.append(_wandb_logger(args, config))
+        from .wandb_logging import make_logger
+        callbacks.append(make_logger(args.wandb_project, args.wandb_entity, config))
     callbacks = [c for c in callbacks if c is not None]
     result = runs.train(config, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks, verbose=verbose)
+    for callback in callbacks:
+        getattr(callback, "finish", lambda result: None)(result)
     s = result.summary
     if result.status == "completed":
         acc = f", test accuracy {s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else ""
@@ -230,24 +237,6 @@ def cmd_train(args):
         return EXIT_INTERRUPTED
     print(f"ffnn: the last good weights are in {os.path.join(result.run_dir, runs.MODEL)}", file=sys.stderr)
     return EXIT_ERROR
-
-
-def _wandb_logger(args, config):
-    try:
-        import wandb
-    except ImportError:
-        print("ffnn: wandb is not installed (pip install 'ffnn[wandb]'); logging locally only", file=sys.stderr)
-        return None
-
-    class WandbLogger:
-        def __init__(self):
-            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, config=config.to_dict(),
-                                  name=config.run_name())
-
-        def on_epoch_end(self, trainer, row):
-            self.run.log({k: v for k, v in row.items() if v is not None}, step=row["epoch"])
-
-    return WandbLogger()
 
 
 # -- evaluate and predict --------------------------------------------------------------------------------------

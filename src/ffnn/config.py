@@ -99,6 +99,13 @@ class TrainConfig:
             if k not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(names))}")
             normalised[k] = value
+        for f in fields(cls):
+            # YAML reads 1e-3 (no decimal point) as text; numbers written that way are still numbers.
+            if f.type in (float, Optional[float]) and isinstance(normalised.get(f.name), str):
+                try:
+                    normalised[f.name] = float(normalised[f.name])
+                except ValueError:
+                    pass  # validate() names the field
         return cls(**normalised).validate()
 
     def validate(self):

@@ -49,11 +49,14 @@ except ImportError:  # scikit-learn < 1.6
 # the last column of the targets: y_packed = [targets | w], with one-hot targets for classes.
 
 def _per_example_loss(name, a, y_hat, t):
-    """l_i for every row: cross-entropy -log y_hat_i[l_i] (from a_L, as log-sum-exp) or sum_j (y_hat_ij - t_ij)^2."""
+    """l_i for every row: cross-entropy -log y_hat_i[l_i], or squared error sum_j (y_hat_ij - t_ij)^2."""
     if name == "cross_entropy":
+        p = np.sum(t * y_hat, axis=1)
+        if p.min() > 1e-30:
+            return -np.log(p)
+        # Some probability underflowed: -log y_hat_l = log sum_j exp(a_j) - a_l stays finite.
         m = a.max(axis=1, keepdims=True)
-        log_sum = np.log(np.exp(a - m).sum(axis=1)) + m[:, 0]
-        return log_sum - np.sum(t * a, axis=1)
+        return np.log(np.exp(a - m).sum(axis=1)) + m[:, 0] - np.sum(t * a, axis=1)
     diff = y_hat - t
     return np.sum(diff * diff, axis=1)
 
@@ -130,8 +133,8 @@ class _BaseFFNN(BaseEstimator):
 
     _output = _loss = None
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3,
-                 optimizer_params=None, batch_size=64, max_iter=200, weight_decay=0.0, init="auto",
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=5e-3,
+                 optimizer_params=None, batch_size=64, max_iter=200, weight_decay=1e-2, init="auto",
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False,
                  dtype="float64", random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -321,14 +324,14 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Hidden activation g ('sigmoid' and 'linear' are accepted spellings).
     optimizer : {'adam', 'nadam', 'rmsprop', 'sgd', 'momentum', 'nag'}, default='adam'
-    learning_rate : float, default=1e-3
+    learning_rate : float, default=5e-3
     optimizer_params : dict, optional
         The optimizer's hyperparameters (beta1, beta2, epsilon, momentum, beta).
     batch_size : int, default=64
         Examples per gradient step (capped at the number of examples).
     max_iter : int, default=200
         Epochs (passes over the training data) at most.
-    weight_decay : float, default=0.0
+    weight_decay : float, default=1e-2
         L2 penalty (weight_decay / 2) ||W||^2 added to the batch-mean loss; biases are not decayed.
     init : {'auto', 'he', 'xavier', 'random'}, default='auto'
         Initial weights: 'he' for relu, 'xavier' otherwise when 'auto'.

@@ -1,0 +1,982 @@
+"""Hyperparameter sweeps: a Weights & Biases sweep file, run on Optuna.
+
+The sweep file is wandb's format, so an existing one works unchanged::
+
+    method: bayes                      # grid, random or bayes (Optuna's GridSampler, RandomSampler, TPESampler)
+    metric: {name: val_accuracy, goal: maximize}
+    parameters:
+      num_layers: {values: [3, 4, 5]}
+      learning_rate: {min: 0.0001, max: 0.01, distribution: log_uniform_values}
+      dataset: {value: fashion_mnist}
+
+Parameter names are the long flags of ``ffnn train`` (hyphens or underscores; the assignment's short names such as
+``nhl``, ``sz``, ``w_d`` too). A median pruner stops trials whose per-epoch metric falls below the median of earlier
+trials at the same epoch.
+
+Several processes, on one machine or many, share a study through one storage. Each worker claims a trial under a
+lock held in the storage itself (a lock file beside a SQLite database or journal file, an advisory lock in
+PostgreSQL or MySQL): it counts the finished and running trials, and creates a new one only while that count is
+below the requested total. So the study ends with exactly that many finished trials, and grid points are never
+run twice. A running trial writes a heartbeat into the storage; one silent for ``STALE_SECONDS`` (its worker was
+killed) is marked failed by the next worker that claims a trial, which frees its place (and its grid point).
+
+A sweep folder holds
+  sweep.json        the study's name, its storage and the sweep
+  study.db          the default SQLite storage
+  trials/NNNN-<name>/  one run folder per trial (see :mod:`ffnn.runs`), plus trial.json with its state and value
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field, fields
+
+from .config import TrainConfig
+from .errors import ConfigError, FFNNError
+from .fsutil import write_text
+
+METHODS = ("grid", "random", "bayes")
+DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform",
+                 "log_uniform_values")
+TOP_LEVEL_KEYS = ("method", "metric", "parameters", "name", "description", "program", "command", "project",
+                  "entity", "early_terminate", "run_cap", "controller", "imputed_metric")
+# The assignment's short flags and a few common spellings -> TrainConfig fields.
+ALIASES = {"d": "dataset", "e": "epochs", "b": "batch_size", "bs": "batch_size", "l": "loss", "o": "optimizer",
+           "lr": "learning_rate", "m": "momentum", "eps": "epsilon", "w_d": "weight_decay", "wd": "weight_decay",
+           "w_i": "weight_init", "init": "weight_init", "nhl": "num_layers", "hidden_layers": "num_layers",
+           "num_hidden_layers": "num_layers", "sz": "hidden_size", "a": "activation"}
+NOT_SWEPT = ("output_dir", "name", "extra")  # set by the sweep itself
+WANDB_KEYS = {"wp": "wandb_project", "wandb_project": "wandb_project", "we": "wandb_entity",
+              "wandb_entity": "wandb_entity"}
+FLOAT_FIELDS = ("learning_rate", "momentum", "beta", "beta1", "beta2", "epsilon", "weight_decay", "val_fraction")
+# metric name -> (history column or summary key, where it comes from, default goal)
+METRICS = {"val_accuracy": ("val_accuracy", "history", "maximize"),
+           "val_loss": ("val_loss", "history", "minimize"),
+           "accuracy": ("accuracy", "history", "maximize"),
+           "loss": ("loss", "history", "minimize"),
+           "test_accuracy": ("test_accuracy", "summary", "maximize"),
+           "test_loss": ("test_loss", "summary", "minimize")}
+METRIC_ALIASES = {"val_acc": "val_accuracy", "validation_accuracy": "val_accuracy", "valid_accuracy": "val_accuracy",
+                  "valid_acc": "val_accuracy", "validation_acc": "val_accuracy", "validation_loss": "val_loss",
+                  "valid_loss": "val_loss", "train_accuracy": "accuracy", "train_acc": "accuracy", "acc": "accuracy",
+                  "train_loss": "loss", "test_acc": "test_accuracy"}
+# Short names for readable run names such as hl_3_sz_64_bs_16_ac_tanh, in this order.
+SHORT_NAMES = {"num_layers": "hl", "hidden_size": "sz", "hidden_sizes": "hs", "batch_size": "bs",
+               "activation": "ac", "optimizer": "o", "learning_rate": "lr", "weight_decay": "wd",
+               "weight_init": "wi", "epochs": "ep", "loss": "l", "output": "out", "momentum": "m", "beta": "b",
+               "beta1": "b1", "beta2": "b2", "epsilon": "eps", "val_fraction": "vf", "patience": "p", "seed": "s",
+               "dataset": "d", "dtype": "dt", "device": "dev", "target": "t", "data_dir": "dd"}
+HEARTBEAT_SECONDS = 30     # how often a running trial says it is alive
+STALE_SECONDS = 300        # a running trial silent this long is taken as dead and marked failed
+HEARTBEAT_ATTR = "ffnn:heartbeat"
+SWEEP_ATTR = "ffnn:sweep"
+GRID_ATTR = "ffnn:grid_point"
+SWEEP_FILE = "sweep.json"
+DEFAULT_DB = "study.db"
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+
+
+# -- the sweep file ----------------------------------------------------------------------------------------------
+@dataclass
+class Param:
+    """One entry of ``parameters``: a constant, a list of choices, or a range."""
+
+    key: str                 # the TrainConfig field
+    kind: str                # "constant", "categorical", "int" or "float"
+    values: list = None      # constant: [value]; categorical: the choices (JSON text for list choices)
+    low: float = None
+    high: float = None
+    log: bool = False
+    step: float = None
+    encoded: bool = False    # choices are JSON text (lists such as hidden_sizes [[64, 32], [128]])
+
+    def decode(self, value):
+        return json.loads(value) if self.encoded else value
+
+    def to_dict(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file."""
+
+    method: str
+    metric: str                      # a key of METRICS
+    goal: str                        # "maximize" or "minimize"
+    params: list                     # of Param
+    name: str = None
+    project: str = None              # wandb project / entity named in the file
+    entity: str = None
+    run_cap: int = None
+    source: str = "sweep file"
+
+    @property
+    def constants(self):
+        return {p.key: p.decode(p.values[0]) for p in self.params if p.kind == "constant"}
+
+    @property
+    def swept(self):
+        return [p for p in self.params if p.kind != "constant"]
+
+    @property
+    def grid_size(self):
+        return math.prod(len(p.values) for p in self.swept) if self.method == "grid" else None
+
+    def to_dict(self):
+        """What must agree between workers of one study."""
+        return {"method": self.method, "metric": self.metric, "goal": self.goal,
+                "params": [p.to_dict() for p in self.params]}
+
+
+def load_sweep(path):
+    """The :class:`Sweep` in a wandb-format YAML file."""
+    from .cli import read_config_file
+
+    sweep = parse_sweep(read_config_file(path), source=path)
+    if sweep.name is None:
+        sweep.name = os.path.splitext(os.path.basename(path))[0]
+    return sweep
+
+
+def parse_sweep(values, source="sweep file"):
+    """A :class:`Sweep` from the mapping of a wandb sweep file; ConfigError (what is wrong, what is allowed)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: a sweep file must be a mapping with method, metric and parameters")
+    unknown = [k for k in values if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_LEVEL_KEYS)}")
+    method = str(values.get("method", "")).lower()
+    if method not in METHODS:
+        raise ConfigError(f"{source}: method must be one of {', '.join(METHODS)}; got {values.get('method')!r}")
+    metric, goal = _parse_metric(values.get("metric"), source)
+    raw = values.get("parameters")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{source}: 'parameters' must map parameter names to {{value | values | min/max}}")
+    params, wandb = [], {}
+    valid = sorted({f.name for f in fields(TrainConfig)} - set(NOT_SWEPT))
+    for name, spec in raw.items():
+        key = str(name).replace("-", "_")
+        if key.lower() in WANDB_KEYS:
+            value = spec.get("value") if isinstance(spec, dict) else None
+            if value is None:
+                raise ConfigError(f"{source}: parameter {name!r} takes a single 'value'")
+            wandb[WANDB_KEYS[key.lower()]] = str(value)
+            continue
+        key = ALIASES.get(key, ALIASES.get(key.lower(), key))
+        if key in NOT_SWEPT:
+            raise ConfigError(f"{source}: parameter {name!r} is set by the sweep itself (use --output-dir)")
+        if key not in valid:
+            raise ConfigError(f"{source}: unknown parameter {name!r}; valid: {', '.join(valid)}")
+        if any(p.key == key for p in params):
+            raise ConfigError(f"{source}: parameter {key!r} is given twice")
+        params.append(_parse_param(key, name, spec, source))
+    run_cap = values.get("run_cap")
+    if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
+        raise ConfigError(f"{source}: run_cap must be a positive integer; got {run_cap!r}")
+    sweep = Sweep(method, metric, goal, params, name=values.get("name"),
+                  project=values.get("project") or wandb.get("wandb_project"),
+                  entity=values.get("entity") or wandb.get("wandb_entity"), run_cap=run_cap, source=source)
+    if method == "grid":
+        for p in sweep.swept:
+            if p.kind == "int":
+                p.kind, p.values = "categorical", list(range(p.low, p.high + 1))
+            if p.kind != "categorical":
+                raise ConfigError(f"{source}: method grid needs 'values' (or an int_uniform range) for every "
+                                  f"parameter; {p.key!r} is a {p.kind} range")
+    if method == "bayes" and "metric" not in values:
+        raise ConfigError(f"{source}: method bayes needs a metric: {{name: val_accuracy, goal: maximize}}")
+    _check_values(sweep)
+    return sweep
+
+
+def _parse_metric(metric, source):
+    if metric is None:
+        return "val_accuracy", "maximize"
+    if not isinstance(metric, dict) or "name" not in metric:
+        raise ConfigError(f"{source}: metric must be a mapping {{name: val_accuracy, goal: maximize}}")
+    raw = str(metric["name"])
+    name = raw.lower().replace("-", "_").replace("/", "_")
+    name = METRIC_ALIASES.get(name, name)
+    if name not in METRICS:
+        raise ConfigError(f"{source}: unknown metric {raw!r}; valid: {', '.join(list(METRICS) + list(METRIC_ALIASES))}")
+    goal = str(metric.get("goal", METRICS[name][2])).lower()
+    if goal not in ("maximize", "minimize"):
+        raise ConfigError(f"{source}: metric goal must be maximize or minimize; got {metric.get('goal')!r}")
+    return name, goal
+
+
+def _number(key, value, source, name):
+    if key in FLOAT_FIELDS and isinstance(value, str):
+        try:  # YAML reads 1e-3 as text
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, list, type(None))):
+        raise ConfigError(f"{source}: parameter {name!r}: unsupported value {value!r}")
+    return value
+
+
+def _parse_param(key, name, spec, source):
+    where = f"{source}: parameter {name!r}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping such as {{values: [...]}} or {{value: ...}}")
+    if "parameters" in spec:
+        raise ConfigError(f"{where}: nested parameters are not supported; give each parameter at the top level")
+    dist = spec.get("distribution")
+    if dist is None:
+        if "value" in spec:
+            dist = "constant"
+        elif "values" in spec:
+            dist = "categorical"
+        elif "min" in spec and "max" in spec:
+            both_int = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max"))
+            dist = "int_uniform" if both_int else "uniform"
+        else:
+            raise ConfigError(f"{where} needs 'value', 'values' or 'min' and 'max'")
+    dist = str(dist)
+    if dist not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}: distribution {dist!r} is not supported; supported: {', '.join(DISTRIBUTIONS)}")
+    if dist == "constant":
+        if "value" not in spec:
+            raise ConfigError(f"{where}: a constant needs 'value'")
+        return Param(key, "constant", [_number(key, spec["value"], source, name)])
+    if dist == "categorical":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: 'values' must be a non-empty list")
+        values = [_number(key, v, source, name) for v in values]
+        encoded = any(isinstance(v, (list, dict)) for v in values)
+        if encoded:
+            values = [json.dumps(v) for v in values]
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"{where}: 'values' repeats a value")
+        return Param(key, "categorical", values, encoded=encoded)
+    try:
+        low, high = (float(spec[k]) for k in ("min", "max"))  # also text such as 1e-4, which YAML leaves as str
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{where}: distribution {dist} needs numeric 'min' and 'max'") from None
+    if not low < high:
+        raise ConfigError(f"{where}: min must be smaller than max; got {spec['min']!r} and {spec['max']!r}")
+    if dist == "int_uniform":
+        if low != int(low) or high != int(high):
+            raise ConfigError(f"{where}: int_uniform needs integer 'min' and 'max'")
+        return Param(key, "int", low=int(low), high=int(high))
+    if dist == "uniform":
+        return Param(key, "float", low=low, high=high)
+    if dist == "q_uniform":
+        q = spec.get("q", 1.0)
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or q <= 0:
+            raise ConfigError(f"{where}: q must be a positive number; got {q!r}")
+        return Param(key, "float", low=low, high=high, step=float(q))
+    if dist == "log_uniform":  # wandb: min and max are natural logarithms of the bounds
+        return Param(key, "float", low=math.exp(low), high=math.exp(high), log=True)
+    if low <= 0:
+        raise ConfigError(f"{where}: log_uniform_values needs min > 0; got {spec['min']!r}")
+    return Param(key, "float", low=low, high=high, log=True)
+
+
+def _check_values(sweep):
+    """Every choice and both ends of every range must make a valid TrainConfig (typos show up now, not later)."""
+    base = sweep.constants
+    for p in sweep.params:
+        candidates = [p.decode(v) for v in p.values] if p.values is not None else [p.low, p.high]
+        if p.kind == "int":
+            candidates = [int(v) for v in candidates]
+        for value in candidates:
+            try:
+                TrainConfig.from_dict({**base, p.key: value}, source=sweep.source)
+            except ConfigError as exc:
+                raise ConfigError(f"{sweep.source}: parameter {p.key!r}, value {value!r}: {exc}") from None
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+def _format_value(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "0" if value == 0 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "-".join(_format_value(v) for v in value)
+    return str(value).lower()
+
+
+def readable_name(params):
+    """A run name such as ``hl_3_sz_64_bs_16_ac_tanh`` from the swept parameters (field name -> value)."""
+    order = [k for k in SHORT_NAMES if k in params] + [k for k in params if k not in SHORT_NAMES]
+    parts = []
+    for key in order:
+        parts += [SHORT_NAMES.get(key, key), _format_value(params[key])]
+    name = "_".join(parts) or "trial"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)
+
+
+# -- storages and the claim lock -------------------------------------------------------------------------------
+def _require(module, extra):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ConfigError(f"this command needs {module}: pip install 'ffnn[{extra}]'") from None
+
+
+def _mask(url):
+    """The URL with its password hidden."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class Storage:
+    """Where a study lives, and the lock that makes claiming a trial atomic across workers.
+
+    ``url`` is a database URL (``sqlite:///FILE.db``, ``postgresql://user:password@host/db``,
+    ``mysql+pymysql://...``) or ``journal:FILE`` (an Optuna journal file, for a shared filesystem).
+    """
+
+    def __init__(self, url):
+        url = os.fspath(url)
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        if url.startswith("postgresql://"):
+            url = _postgres_driver() + url[len("postgresql"):]
+        self.journal = None
+        if url.startswith("journal:"):
+            path = url[len("journal:"):]
+            if path.startswith("//"):
+                path = path[2:]
+            self.journal = os.path.abspath(os.path.expanduser(path))
+        elif "://" not in url and url.lower().endswith((".log", ".journal", ".jsonl")):
+            self.journal = os.path.abspath(os.path.expanduser(url))
+        elif "://" not in url:
+            raise ConfigError(f"storage {url!r} is not a database URL or journal file; use sqlite:///FILE.db, "
+                              "postgresql://USER:PASSWORD@HOST/DB, mysql://... or journal:FILE")
+        self.url = url
+        self.dialect = "journal" if self.journal else url.split("://")[0].split("+")[0].lower()
+        if self.dialect == "sqlite" and self._sqlite_path():
+            self.url = "sqlite:///" + self._sqlite_path()  # the same file whatever the working folder later
+        self.display = f"journal:{self.journal}" if self.journal else _mask(self.url)
+        self._lock_engine = None
+
+    def open(self):
+        """The Optuna storage (creating tables or the journal file as needed)."""
+        import optuna
+
+        if self.journal:
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            os.makedirs(os.path.dirname(self.journal), exist_ok=True)
+            return JournalStorage(JournalFileBackend(self.journal))
+        if self.dialect == "sqlite":
+            path = self._sqlite_path()
+            if path:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            kwargs = {"connect_args": {"timeout": 120}}
+        else:
+            kwargs = {"pool_pre_ping": True}
+        try:
+            return optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+        except ImportError as exc:
+            raise ConfigError(f"storage {self.display} needs a database driver ({exc}); for PostgreSQL: pip install "
+                              "'psycopg[binary]'") from None
+        except Exception as exc:
+            raise ConfigError(f"cannot open storage {self.display}: {_first_line(exc)}") from None
+
+    def _sqlite_path(self):
+        path = self.url.split("://", 1)[1]
+        if not path.startswith("/") or path in ("/", "/:memory:"):
+            return None
+        return os.path.abspath(path[1:])
+
+    @contextlib.contextmanager
+    def lock(self, study_name):
+        """Hold the study's claim lock (blocks until free)."""
+        if self.journal:
+            from optuna.storages.journal import JournalFileSymlinkLock
+
+            lock = JournalFileSymlinkLock(self.journal + ".ffnn")  # works on NFS; a stale lock expires
+            lock.acquire()
+            try:
+                yield
+            finally:
+                lock.release()
+        elif self.dialect == "sqlite" and self._sqlite_path():
+            with _file_lock(self._sqlite_path() + ".lock"):
+                yield
+        elif self.dialect in ("postgresql", "mysql", "mariadb"):
+            with self._database_lock(study_name):
+                yield
+        else:
+            yield
+
+    @contextlib.contextmanager
+    def _database_lock(self, study_name):
+        import sqlalchemy
+
+        if self._lock_engine is None:
+            try:
+                self._lock_engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            except ImportError as exc:
+                raise ConfigError(f"storage {self.display} needs a database driver ({exc}); for PostgreSQL: pip "
+                                  "install 'psycopg[binary]'") from None
+        key = zlib.crc32(f"ffnn-sweep:{study_name}".encode())
+        try:
+            connection = self._lock_engine.connect()
+        except Exception as exc:
+            raise ConfigError(f"cannot connect to storage {self.display}: {_first_line(exc)}") from None
+        with connection:
+            if self.dialect == "postgresql":  # released with the session, also when a worker dies
+                take, give = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+                args = {"k": key}
+            else:
+                take, give = "SELECT GET_LOCK(:k, 3600)", "SELECT RELEASE_LOCK(:k)"
+                args = {"k": f"ffnn-sweep-{key}"}
+            connection.execute(sqlalchemy.text(take), args)
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text(give), args)
+                connection.commit()
+
+
+def _postgres_driver():
+    """``postgresql+psycopg`` or ``postgresql+psycopg2``, whichever is installed (SQLAlchemy's default differs
+    between versions)."""
+    import importlib.util
+
+    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return dialect
+    raise ConfigError("a postgresql:// storage needs a PostgreSQL driver: pip install 'psycopg[binary]' (or "
+                      "psycopg2-binary)")
+
+
+@contextlib.contextmanager
+def _file_lock(path):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        from optuna.storages.journal import JournalFileOpenLock
+
+        lock = JournalFileOpenLock(path)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- the study --------------------------------------------------------------------------------------------------
+def make_sampler(sweep, seed=None):
+    """Optuna's sampler for the sweep's method."""
+    import optuna
+
+    if sweep.method == "grid":
+        return GridSampler({p.key: p.values for p in sweep.swept})
+    if sweep.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def _grid_sampler_class():
+    import itertools
+
+    import numpy as np
+    import optuna
+
+    class Grid(optuna.samplers.BaseSampler):
+        """Every point of the grid once, in a fixed shuffled order shared by all workers.
+
+        A trial takes the first point that no complete, pruned or running trial holds, so the point of a failed
+        trial is run again (Optuna's GridSampler counts failed points as visited). Called under the claim lock.
+        """
+
+        def __init__(self, space, seed=0):
+            self.names = sorted(space)
+            self.points = list(itertools.product(*(space[n] for n in self.names)))
+            order = np.random.default_rng(seed).permutation(len(self.points))  # spread out when N < grid size
+            self.points = [self.points[i] for i in order]
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def before_trial(self, study, trial):
+            if GRID_ATTR in trial.system_attrs:
+                return
+            taken = _grid_taken(study, exclude=trial.number)
+            free = [i for i in range(len(self.points)) if i not in taken]
+            if trial.number in free or not free:  # no free point only without a claim lock: repeat one
+                point = trial.number % len(self.points)
+            else:
+                point = free[0]
+            study._storage.set_trial_system_attr(trial._trial_id, GRID_ATTR, point)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.points[trial.system_attrs[GRID_ATTR]][self.names.index(param_name)]
+
+    return Grid
+
+
+def GridSampler(space, seed=0):
+    """A sampler that runs each point of ``space`` (name -> list of values) once across all workers."""
+    return _grid_sampler_class()(space, seed)
+
+
+def open_study(sweep, storage, study_name, seed=None, prune=True, base=None):
+    """Create or load the study (under the claim lock, so concurrent workers create it once).
+
+    The sweep and the base settings (all but data_dir, which may differ between machines) are recorded in the
+    study; a worker with a different sweep is refused.
+    """
+    import optuna
+
+    sampler = make_sampler(sweep, seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if prune else \
+        optuna.pruners.NopPruner()
+    with storage.lock(study_name):
+        backend = storage.open()
+        try:
+            study = optuna.create_study(study_name=study_name, storage=backend, sampler=sampler, pruner=pruner,
+                                        direction=sweep.goal, load_if_exists=True)
+        except Exception as exc:
+            if isinstance(exc, FFNNError):
+                raise
+            raise ConfigError(f"cannot open study {study_name!r} in {storage.display}: {_first_line(exc)}") from None
+        recorded = study.user_attrs.get(SWEEP_ATTR)
+        base = {k: v for k, v in (base or {}).items() if k != "data_dir"}
+        mine = json.loads(json.dumps({**sweep.to_dict(), "base": base}))
+        if recorded is None:
+            if study.trials:
+                raise ConfigError(f"study {study_name!r} in {storage.display} was not made by ffnn sweep; use "
+                                  "another --study name")
+            study.set_user_attr(SWEEP_ATTR, mine)
+        elif recorded != mine:
+            raise ConfigError(f"study {study_name!r} in {storage.display} runs a different sweep or settings; use "
+                              "another --study name (or the same sweep file and options)")
+    return study
+
+
+def _trial_states():
+    from optuna.trial import TrialState
+
+    return TrialState
+
+
+def _fail_stale(study, now):
+    TrialState = _trial_states()
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = t.system_attrs.get(HEARTBEAT_ATTR)
+        if beat is None and t.datetime_start is not None:
+            beat = t.datetime_start.timestamp()
+        if beat is not None and now - beat > STALE_SECONDS:
+            with contextlib.suppress(Exception):  # another worker may have failed it first
+                storage.set_trial_system_attr(t._trial_id, "ffnn:stale", True)
+                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+
+
+def count_trials(study):
+    """(finished, running, failed): finished = complete + pruned."""
+    TrialState = _trial_states()
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    return finished, running, failed
+
+
+def _grid_taken(study, exclude=None):
+    """Grid points held by complete, pruned or running trials."""
+    TrialState = _trial_states()
+    return {t.system_attrs.get(GRID_ATTR) for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) and t.number != exclude} - {None}
+
+
+def claim_trial(study, sweep, storage, study_name, n_trials):
+    """A new trial with its parameters suggested, or None when the study has (or is running) ``n_trials``."""
+    with storage.lock(study_name):
+        _fail_stale(study, time.time())
+        finished, running, _ = count_trials(study)
+        if finished + running >= n_trials:
+            return None
+        if sweep.method == "grid" and len(_grid_taken(study)) >= sweep.grid_size:
+            return None
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+        params = suggest(trial, sweep)
+    return trial, params
+
+
+def suggest(trial, sweep):
+    """The trial's value of every swept parameter (field name -> decoded value)."""
+    params = {}
+    for p in sweep.swept:
+        if p.kind == "categorical":
+            value = p.decode(trial.suggest_categorical(p.key, p.values))
+        elif p.kind == "int":
+            value = trial.suggest_int(p.key, p.low, p.high)
+        else:
+            value = trial.suggest_float(p.key, p.low, p.high, log=p.log, step=p.step)
+        params[p.key] = value
+    return params
+
+
+@contextlib.contextmanager
+def heartbeat(study, trial_id, interval=HEARTBEAT_SECONDS):
+    """Record a heartbeat for the trial every ``interval`` seconds while the block runs."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    thread = threading.Thread(target=beat, name=f"ffnn-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Pruning:
+    """Trainer callback: report the metric after every epoch; stop the run when the pruner says so."""
+
+    def __init__(self, trial, column):
+        self.trial, self.column, self.pruned = trial, column, False
+
+    def on_epoch_end(self, trainer, row):
+        value = row.get(self.column)
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(float(value), row["epoch"])
+        if row["epoch"] < trainer.epochs and self.trial.should_prune():  # after the last epoch there is nothing to save
+            self.pruned = True
+            trainer.stop_training = True
+
+
+def metric_value(sweep, result):
+    """The trial's objective: the best epoch for validation metrics, the last for training ones, the test result."""
+    column, where, _ = METRICS[sweep.metric]
+    if where == "summary":
+        value = result.summary.get(column)
+    else:
+        values = [v for v in result.trainer.history[column] if v is not None and math.isfinite(v)]
+        if not values:
+            value = None
+        elif column.startswith("val_"):
+            value = max(values) if sweep.goal == "maximize" else min(values)
+        else:
+            value = values[-1]
+    if value is None or not math.isfinite(value):  # diverged before any finite result: the worst value
+        value = 0.0 if sweep.metric.endswith("accuracy") and sweep.goal == "maximize" else (
+            -math.inf if sweep.goal == "maximize" else math.inf)
+    return float(value)
+
+
+class Interrupted(FFNNError):
+    """Ctrl-C during a trial: the trial was given back."""
+
+
+# -- running a sweep --------------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    study_name: str
+    storage: str
+    output_dir: str
+    finished: int
+    ran: list = field(default_factory=list)      # trial numbers this worker ran
+    best: dict = None                            # number, value, params, run_name of the best trial
+
+
+def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir=None, base=None, seed=None,
+              prune=True, wandb_project=None, wandb_entity=None, verbose=1, log=print):
+    """Run trials of a study until it has ``n_trials`` finished ones (complete or pruned), in any number of workers.
+
+    Parameters
+    ----------
+    sweep : Sweep
+    n_trials : int, optional
+        The study's total of finished trials (default: the sweep's run_cap, or the grid's size).
+    storage : str, optional
+        Database URL or ``journal:FILE``; default a SQLite file ``study.db`` in ``output_dir``.
+    study_name : str, optional
+        Default: the sweep's name (or its file name).
+    output_dir : str, optional
+        The sweep folder; default ``sweeps/<study name>``.
+    base : dict, optional
+        Training settings under the sweep's parameters (a config file's keys); the sweep's values win.
+    seed : int, optional
+        Seed of the random and TPE samplers (give each worker its own).
+    prune : bool
+        Stop unpromising trials early (median pruner on the per-epoch metric).
+
+    Returns
+    -------
+    SweepResult
+    """
+    _require("optuna", "sweep")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_name = study_name or sweep.name or "sweep"
+    output_dir = os.path.abspath(output_dir or os.path.join("sweeps", study_name))
+    if n_trials is None:
+        n_trials = sweep.run_cap or sweep.grid_size
+        if n_trials is None:
+            raise ConfigError("give the number of trials: --trials N (or run_cap in the sweep file)")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ConfigError(f"--trials must be a positive integer; got {n_trials!r}")
+    if sweep.method == "grid" and n_trials > sweep.grid_size:
+        log(f"the grid has {sweep.grid_size} points; the study stops there")
+        n_trials = sweep.grid_size
+    base = {str(k).replace("-", "_"): v for k, v in (base or {}).items()}
+    for key in NOT_SWEPT:
+        base.pop(key, None)
+    os.makedirs(output_dir, exist_ok=True)
+    store = Storage(storage or f"sqlite:///{os.path.join(output_dir, DEFAULT_DB)}")
+    study = open_study(sweep, store, study_name, seed=seed, prune=prune, base=base)
+    _write_sweep_json(output_dir, sweep, store, study_name, storage is None)
+    project = wandb_project or sweep.project
+    entity = wandb_entity or sweep.entity
+    if project:
+        from .wandb_logging import wandb_available
+
+        if not wandb_available():
+            project = None
+    datasets = {}
+    if not any(p.key == "dataset" for p in sweep.swept):  # refuse a metric the data cannot give before any trial
+        _check_metric(sweep, _dataset(TrainConfig.from_dict({**base, **sweep.constants}, source=sweep.source),
+                                      datasets))
+    ran = []
+    finished = count_trials(study)[0]
+    if verbose:
+        log(f"study {study_name!r} in {store.display}: {finished} of {n_trials} trials finished; "
+            f"runs go to {os.path.join(output_dir, TRIALS_DIR)}")
+    while True:
+        claimed = claim_trial(study, sweep, store, study_name, n_trials)
+        if claimed is None:
+            break
+        trial, params = claimed
+        _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log)
+        ran.append(trial.number)
+    finished = count_trials(study)[0]
+    best = _best(study)
+    if verbose:
+        line = f"study {study_name!r}: {finished} trials finished ({len(ran)} here)"
+        if best:
+            line += f"; best {sweep.metric} {best['value']:.4f} (trial {best['number']}, {best['run_name']})"
+        log(line)
+    return SweepResult(study_name, store.display, output_dir, finished, ran, best)
+
+
+def _best(study):
+    try:
+        t = study.best_trial
+    except ValueError:
+        return None
+    return {"number": t.number, "value": t.value, "params": dict(t.params),
+            "run_name": t.user_attrs.get("run_name"), "run_dir": t.user_attrs.get("run_dir")}
+
+
+def _write_sweep_json(output_dir, sweep, store, study_name, default_storage):
+    info = {"study": study_name, "storage": DEFAULT_DB if default_storage else store.display,
+            "method": sweep.method, "metric": sweep.metric, "goal": sweep.goal, "source": sweep.source,
+            "parameters": {p.key: ([p.decode(v) for v in p.values] if p.values is not None else
+                                   {"min": p.low, "max": p.high, "log": p.log}) for p in sweep.params}}
+    write_text(os.path.join(output_dir, SWEEP_FILE), json.dumps(info, indent=2) + "\n")
+
+
+def _run_dir(output_dir, number, name):
+    base = os.path.join(output_dir, TRIALS_DIR, f"{number:04d}-{name}")
+    path, i = base, 1
+    while os.path.exists(path):
+        i += 1
+        path = f"{base}-{i}"
+    return path
+
+
+def _dataset(config, cache):
+    from . import runs
+
+    key = (config.dataset, config.data_dir, config.target, config.dtype)
+    if key not in cache:
+        cache[key] = runs.load_dataset(config)
+    return cache[key]
+
+
+def _check_metric(sweep, dataset):
+    if dataset.task != "classification" and sweep.metric.endswith("accuracy"):
+        raise ConfigError(f"metric {sweep.metric} needs a classification dataset; {dataset.name!r} is a "
+                          "regression task (use val_loss)")
+
+
+def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log):
+    from optuna.trial import TrialState
+
+    from . import runs
+
+    name = readable_name(params)
+    run_dir = _run_dir(output_dir, trial.number, name)
+    logger = None
+    try:
+        config = TrainConfig.from_dict({**base, **sweep.constants, **params}, source=sweep.source)
+        config.name, config.output_dir = name, os.path.dirname(run_dir)
+        config.extra = {**config.extra, "study": study.study_name, "trial": trial.number}
+        dataset = _dataset(config, datasets)
+        _check_metric(sweep, dataset)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        for key, value in (("run_name", name), ("run_dir", run_dir), ("worker", worker)):
+            trial.set_user_attr(key, value)
+        pruning = Pruning(trial, METRICS[sweep.metric][0] if METRICS[sweep.metric][1] == "history" else None)
+        callbacks = [pruning]
+        if project:
+            from .wandb_logging import make_logger
+
+            logger = make_logger(project, entity, config, name=name, group=study.study_name,
+                                 extra_config={"trial": trial.number, "study": study.study_name})
+            callbacks.append(logger)
+        with heartbeat(study, trial._trial_id):
+            result = runs.train(config, run_dir=run_dir, callbacks=[c for c in callbacks if c], verbose=0,
+                                dataset=dataset, handle_sigint=True, log=log)
+        if logger is not None:
+            logger.finish(result, dataset=dataset)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            study.tell(trial, state=TrialState.FAIL)
+        if logger is not None:
+            with contextlib.suppress(Exception):
+                logger.abort()
+        raise
+    if result.status == "interrupted":
+        with contextlib.suppress(Exception):
+            study.tell(trial, state=TrialState.FAIL)
+        raise Interrupted(f"interrupted: trial {trial.number} was given back; run the same command again to "
+                          "continue the study")
+    s = result.summary
+    for key in ("test_accuracy", "test_loss", "epochs_completed", "seconds"):
+        trial.set_user_attr(key, s.get(key))
+    trial.set_user_attr("status", "pruned" if pruning.pruned else result.status)
+    value = metric_value(sweep, result)
+    state = TrialState.PRUNED if pruning.pruned else TrialState.COMPLETE
+    try:
+        if state == TrialState.PRUNED:
+            study.tell(trial, state=state)
+        else:
+            study.tell(trial, value)
+    except Exception as exc:  # marked failed by another worker that took this one for dead
+        log(f"trial {trial.number}: its result could not be recorded ({_first_line(exc)})")
+        state = TrialState.FAIL
+    record = {"study": study.study_name, "number": trial.number, "state": state.name, "metric": sweep.metric,
+              "value": value, "params": params, "run_name": name, "status": trial.user_attrs.get("status",
+                                                                                                 result.status)}
+    write_text(os.path.join(run_dir, TRIAL_FILE), json.dumps(record, indent=2) + "\n")
+    if verbose:
+        tag = {"PRUNED": "pruned", "FAIL": "lost"}.get(state.name, result.status)
+        log(f"trial {trial.number:>3} {name}: {sweep.metric} {value:.4f} ({tag}, {s['epochs_completed']} epochs, "
+            f"{s['seconds']:.1f}s)")
+
+
+# -- the command --------------------------------------------------------------------------------------------------
+def add_parser(subparsers):
+    """Register ``ffnn sweep``."""
+    p = subparsers.add_parser(
+        "sweep", help="run a hyperparameter sweep (a wandb sweep file) on Optuna",
+        description="Run trials of a wandb-format sweep on Optuna until the study has N finished trials. "
+                    "Start the same command on several machines with one --storage to share the work.")
+    p.add_argument("sweep_file", metavar="SWEEP.yaml", help="wandb sweep file: method, metric, parameters")
+    p.add_argument("--trials", "-n", type=int, metavar="N",
+                   help="total finished trials of the study (default: run_cap, or the grid's size)")
+    p.add_argument("--storage", metavar="URL",
+                   help="sqlite:///FILE.db, postgresql://USER:PASSWORD@HOST/DB or journal:FILE (default: "
+                        "study.db in the output folder)")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the sweep's name or file name)")
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", metavar="DIR",
+                   help="sweep folder (default sweeps/<study>)")
+    p.add_argument("--config", metavar="FILE.yaml", help="training settings under the sweep's parameters")
+    p.add_argument("-d", "--dataset", help="dataset for every trial (instead of the sweep's)")
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir", help="folder with the dataset files")
+    p.add_argument("--seed", type=int, help="seed of the random and bayes samplers (one per worker)")
+    p.add_argument("--no-prune", dest="prune", action="store_false", help="never stop a trial early")
+    p.add_argument("-wp", "--wandb_project", "--wandb-project", dest="wandb_project",
+                   help="log every trial to this Weights & Biases project (needs ffnn[wandb])")
+    p.add_argument("-we", "--wandb_entity", "--wandb-entity", dest="wandb_entity", help="Weights & Biases entity")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per trial")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_sweep)
+    return p
+
+
+def cmd_sweep(args):
+    from .cli import EXIT_INTERRUPTED, read_config_file
+
+    sweep = load_sweep(args.sweep_file)
+    base = read_config_file(args.config) if args.config else {}
+    overrides = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k, None) is not None}
+    for key in overrides:
+        if any(p.key == key for p in sweep.swept):
+            raise ConfigError(f"--{key.replace('_', '-')} conflicts with the sweep's parameter {key!r}")
+        sweep.params = [p for p in sweep.params if p.key != key]
+    base.update(overrides)
+    try:
+        run_sweep(sweep, args.trials, storage=args.storage, study_name=args.study, output_dir=args.output_dir,
+                  base=base, seed=args.seed, prune=args.prune, wandb_project=args.wandb_project,
+                  wandb_entity=args.wandb_entity, verbose=0 if args.quiet else 1)
+    except Interrupted as exc:
+        print(f"ffnn: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def main(argv=None):
+    """``python -m ffnn.sweep SWEEP.yaml ...``: the same as ``ffnn sweep``."""
+    from .cli import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+
+    parser = _Parser(prog="ffnn")
+    parser.add_argument("--debug", action="store_true")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    add_parser(sub)
+    args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args) or 0
+    except FFNNError as exc:
+        if args.debug:
+            raise
+        print(f"ffnn: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("ffnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+import collections
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import yaml
+
+from ffnn.errors import ConfigError
+
+optuna = pytest.importorskip("optuna")
+from optuna.trial import TrialState  # noqa: E402
+
+from ffnn import sweep as sw  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASSIGNMENT = os.path.join(ROOT, "configs", "sweep-assignment.yaml")
+
+# 8 grid points on scikit-learn's digits; a trial takes a fraction of a second.
+GRID = {
+    "method": "grid",
+    "metric": {"name": "val_accuracy", "goal": "maximize"},
+    "parameters": {
+        "dataset": {"value": "digits"},
+        "epochs": {"value": 2},
+        "num_layers": {"values": [1, 2]},
+        "hidden_size": {"values": [8, 16]},
+        "activation": {"values": ["tanh", "ReLU"]},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def write_sweep(path, spec):
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def load(storage, name):
+    return optuna.load_study(study_name=name, storage=sw.Storage(storage).open())
+
+
+def states(study):
+    return collections.Counter(t.state.name for t in study.trials)
+
+
+def param_sets(study):
+    return [tuple(sorted(t.params.items())) for t in study.trials]
+
+
+# -- the sweep file ------------------------------------------------------------------------------------------------
+def test_wandb_sweep_format_is_read():
+    spec = sw.parse_sweep({
+        "method": "random",
+        "metric": {"name": "val_acc", "goal": "maximize"},
+        "program": "train.py",
+        "parameters": {
+            "num-layers": {"values": [3, 4, 5]},
+            "sz": {"values": [32, 64]},
+            "learning_rate": {"min": 0.0001, "max": 0.01, "distribution": "log_uniform_values"},
+            "momentum": {"min": 0.5, "max": 0.99},
+            "epochs": {"min": 2, "max": 6},
+            "w_d": {"value": "5e-4"},
+            "hidden_sizes": {"values": [[64, 32], [128]]},
+            "beta": {"min": -2.3, "max": -0.1, "distribution": "log_uniform"},
+        },
+    })
+    assert spec.method == "random" and spec.metric == "val_accuracy" and spec.goal == "maximize"
+    by_key = {p.key: p for p in spec.params}
+    assert by_key["num_layers"].kind == "categorical" and by_key["num_layers"].values == [3, 4, 5]
+    assert by_key["hidden_size"].values == [32, 64]
+    lr = by_key["learning_rate"]
+    assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 0.0001, 0.01, True)
+    assert (by_key["momentum"].kind, by_key["momentum"].log) == ("float", False)
+    assert (by_key["epochs"].kind, by_key["epochs"].low, by_key["epochs"].high) == ("int", 2, 6)
+    assert spec.constants["weight_decay"] == 0.0005  # YAML reads 5e-4 as text
+    assert by_key["hidden_sizes"].encoded
+    assert [by_key["hidden_sizes"].decode(v) for v in by_key["hidden_sizes"].values] == [[64, 32], [128]]
+    beta = by_key["beta"]  # wandb's log_uniform takes natural logarithms of the bounds
+    assert beta.log and math.isclose(beta.low, math.exp(-2.3)) and math.isclose(beta.high, math.exp(-0.1))
+
+
+def test_metric_names_and_default_goals():
+    for name, (metric, goal) in {"validation_accuracy": ("val_accuracy", "maximize"),
+                                 "val_loss": ("val_loss", "minimize"), "test_acc": ("test_accuracy", "maximize"),
+                                 "train_loss": ("loss", "minimize")}.items():
+        spec = sw.parse_sweep({"method": "random", "metric": {"name": name}, "parameters": {"epochs": {"value": 1}}})
+        assert (spec.metric, spec.goal) == (metric, goal)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"method": "hyperband", "parameters": {"epochs": {"value": 1}}}, ["method", "grid, random, bayes"]),
+    ({"method": "grid", "parameters": {"layers": {"values": [1]}}}, ["unknown parameter 'layers'", "num_layers"]),
+    ({"method": "grid", "parameters": {"activation": {"values": ["tanh", "relu2"]}}}, ["activation", "relu2"]),
+    ({"method": "grid", "parameters": {"learning_rate": {"min": 0.1, "max": 0.2}}}, ["grid", "learning_rate"]),
+    ({"method": "random", "parameters": {"learning_rate": {"min": 0.1, "max": 0.2, "distribution": "normal"}}},
+     ["normal", "log_uniform_values"]),
+    ({"method": "random", "metric": {"name": "f1"}, "parameters": {"epochs": {"value": 1}}}, ["f1", "val_accuracy"]),
+    ({"method": "random", "parameter": {}}, ["unknown key 'parameter'", "parameters"]),
+    ({"method": "bayes", "parameters": {"epochs": {"values": [1, 2]}}}, ["bayes", "metric"]),
+    ({"method": "grid", "parameters": {"output_dir": {"value": "x"}}}, ["output_dir", "--output-dir"]),
+])
+def test_sweep_file_errors_say_what_is_wrong(spec, words):
+    with pytest.raises(ConfigError) as info:
+        sw.parse_sweep(spec, source="s.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_int_range_in_a_grid_becomes_its_values():
+    spec = sw.parse_sweep({"method": "grid", "parameters": {"num_layers": {"min": 1, "max": 3}}})
+    assert spec.params[0].values == [1, 2, 3] and spec.grid_size == 3
+
+
+def test_assignment_sweep_file():
+    spec = sw.load_sweep(ASSIGNMENT)
+    values = {p.key: [p.decode(v) for v in p.values] for p in spec.params}
+    assert (spec.metric, spec.goal) == ("val_accuracy", "maximize")
+    assert values["epochs"] == [5, 10]
+    assert values["num_layers"] == [3, 4, 5]
+    assert values["hidden_size"] == [32, 64, 128]
+    assert values["weight_decay"] == [0, 0.0005, 0.5]
+    assert values["learning_rate"] == [1e-3, 1e-4]
+    assert sorted(values["optimizer"]) == sorted(["sgd", "momentum", "nag", "rmsprop", "adam", "nadam"])
+    assert values["batch_size"] == [16, 32, 64]
+    assert [v.lower() for v in values["weight_init"]] == ["random", "xavier"]
+    assert [v.lower() for v in values["activation"]] == ["sigmoid", "tanh", "relu"]
+    assert values["val_fraction"] == [0.1]
+    spec.method = "grid"
+    assert spec.grid_size == 2 * 3 * 3 * 3 * 2 * 6 * 3 * 2 * 3
+
+
+def test_readable_names():
+    assert sw.readable_name({"activation": "tanh", "batch_size": 16, "num_layers": 3}) == "hl_3_bs_16_ac_tanh"
+    assert sw.readable_name({"learning_rate": 0.0001, "weight_decay": 0.0, "hidden_sizes": [64, 32]}) == \
+        "hs_64-32_lr_0.0001_wd_0"
+    assert sw.readable_name({"learning_rate": 0.00123456}) == "lr_0.00123"
+
+
+def test_storage_urls():
+    assert sw.Storage("journal:/shared/study.log").journal == "/shared/study.log"
+    assert sw.Storage("/shared/study.journal").journal == "/shared/study.journal"
+    assert sw.Storage("sqlite:///x.db").dialect == "sqlite"
+    with pytest.raises(ConfigError, match="postgresql://"):
+        sw.Storage("study.db")
+    masked = sw.Storage("postgresql://me:secret@db.example/ffnn").display
+    assert "secret" not in masked and "me" in masked
+
+
+# -- running ---------------------------------------------------------------------------------------------------------
+def test_grid_sweep_runs_the_requested_trials_then_stops_at_the_grid(tmp_path):
+    spec = sw.parse_sweep(GRID)
+    out = tmp_path / "sw"
+    lines = []
+    result = sw.run_sweep(spec, 5, study_name="g", output_dir=str(out), log=lines.append)
+    assert result.finished == 5 and result.ran == [0, 1, 2, 3, 4]
+    study = load(f"sqlite:///{out}/study.db", "g")
+    assert states(study) == {"COMPLETE": 5}
+    folders = sorted(os.listdir(out / "trials"))
+    assert len(folders) == 5
+    for t in study.trials:
+        name = sw.readable_name({k: t.params[k] for k in ("num_layers", "hidden_size", "activation")})
+        assert t.user_attrs["run_name"] == name
+        run_dir = out / "trials" / f"{t.number:04d}-{name}"
+        assert run_dir.is_dir()
+        record = json.loads((run_dir / "trial.json").read_text())
+        assert record["state"] == "COMPLETE" and record["value"] == t.value
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["hidden_size"] == t.params["hidden_size"] and config["epochs"] == 2
+        history = (run_dir / "history.csv").read_text().splitlines()
+        assert t.value == max(float(line.split(",")[4]) for line in history[1:])  # the best val_accuracy
+    info = json.loads((out / "sweep.json").read_text())
+    assert info["study"] == "g" and info["storage"] == "study.db" and info["metric"] == "val_accuracy"
+    assert any("g" in line and "5 trials finished" in line for line in lines)
+
+    result = sw.run_sweep(spec, 100, study_name="g", output_dir=str(out), log=lines.append)  # a larger N
+    study = load(f"sqlite:///{out}/study.db", "g")
+    assert result.finished == 8 and len(study.trials) == 8
+    assert len(set(param_sets(study))) == 8  # every grid point once
+    assert any("8 points" in line for line in lines)
+
+
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_random_and_bayes_sample_inside_the_ranges(tmp_path, method):
+    spec = sw.parse_sweep({
+        "method": method, "metric": {"name": "val_loss", "goal": "minimize"},
+        "parameters": {"dataset": {"value": "iris"}, "epochs": {"min": 1, "max": 2},
+                       "learning_rate": {"min": 1e-3, "max": 1e-1, "distribution": "log_uniform_values"},
+                       "momentum": {"min": 0.5, "max": 0.9, "distribution": "q_uniform", "q": 0.1},
+                       "optimizer": {"values": ["momentum", "nag"]},
+                       "hidden_sizes": {"values": [[8, 4], [6]]}}})
+    sw.run_sweep(spec, 4, study_name="m", output_dir=str(tmp_path), verbose=0, seed=3)
+    study = load(f"sqlite:///{tmp_path}/study.db", "m")
+    assert states(study) == {"COMPLETE": 4}
+    for t in study.trials:
+        p = t.params
+        assert p["epochs"] in (1, 2) and isinstance(p["epochs"], int)
+        assert 1e-3 <= p["learning_rate"] <= 1e-1
+        assert any(math.isclose(p["momentum"], q) for q in (0.5, 0.6, 0.7, 0.8, 0.9))
+        config = json.load(open(os.path.join(t.user_attrs["run_dir"], "config.json")))
+        assert config["hidden_sizes"] == json.loads(p["hidden_sizes"])
+        assert (config["learning_rate"], config["optimizer"]) == (p["learning_rate"], p["optimizer"])
+        assert t.value == min(float(r.split(",")[3]) for r in open(
+            os.path.join(t.user_attrs["run_dir"], "history.csv")).read().splitlines()[1:])
+
+
+def test_a_finished_study_runs_nothing_more(tmp_path):
+    spec = sw.parse_sweep(GRID)
+    sw.run_sweep(spec, 2, study_name="g", output_dir=str(tmp_path), verbose=0)
+    result = sw.run_sweep(spec, 2, study_name="g", output_dir=str(tmp_path), verbose=0)
+    assert result.ran == [] and result.finished == 2
+
+
+def test_a_different_sweep_cannot_join_a_study(tmp_path):
+    sw.run_sweep(sw.parse_sweep(GRID), 1, study_name="g", output_dir=str(tmp_path), verbose=0)
+    other = json.loads(json.dumps(GRID))
+    other["parameters"]["hidden_size"]["values"] = [8, 32]
+    with pytest.raises(ConfigError, match="different sweep"):
+        sw.run_sweep(sw.parse_sweep(other), 2, study_name="g", output_dir=str(tmp_path), verbose=0)
+
+
+def test_pruned_trials_stop_early_and_count(tmp_path, monkeypatch):
+    # a pruner that prunes everything after the first epoch
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: optuna.pruners.ThresholdPruner(lower=2.0))
+    spec = json.loads(json.dumps(GRID))
+    spec["parameters"]["epochs"] = {"value": 4}
+    result = sw.run_sweep(sw.parse_sweep(spec), 3, study_name="p", output_dir=str(tmp_path), verbose=0)
+    study = load(f"sqlite:///{tmp_path}/study.db", "p")
+    assert result.finished == 3 and states(study) == {"PRUNED": 3}
+    for t in study.trials:
+        assert list(t.intermediate_values) == [1]
+        summary = json.loads(open(os.path.join(t.user_attrs["run_dir"], "summary.json")).read())
+        assert summary["epochs_completed"] == 1
+        assert t.user_attrs["status"] == "pruned"
+
+
+def test_no_prune_runs_every_epoch(tmp_path, monkeypatch):
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: optuna.pruners.ThresholdPruner(lower=2.0))
+    spec = json.loads(json.dumps(GRID))
+    spec["parameters"]["epochs"] = {"value": 3}
+    sw.run_sweep(sw.parse_sweep(spec), 2, study_name="p", output_dir=str(tmp_path), verbose=0, prune=False)
+    study = load(f"sqlite:///{tmp_path}/study.db", "p")
+    assert states(study) == {"COMPLETE": 2}
+    assert all(list(t.intermediate_values) == [1, 2, 3] for t in study.trials)
+
+
+def test_pruning_callback_stops_the_trainer_but_not_after_the_last_epoch():
+    class Trial:
+        def __init__(self):
+            self.reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return True
+
+    class Trainer:
+        epochs = 3
+        stop_training = False
+
+    trial, trainer = Trial(), Trainer()
+    callback = sw.Pruning(trial, "val_accuracy")
+    callback.on_epoch_end(trainer, {"epoch": 3, "val_accuracy": 0.5})
+    assert not trainer.stop_training and not callback.pruned
+    callback.on_epoch_end(trainer, {"epoch": 2, "val_accuracy": 0.25})
+    assert trainer.stop_training and callback.pruned
+    assert trial.reported == [(3, 0.5), (2, 0.25)]
+
+
+def test_a_dead_workers_trial_is_failed_and_replaced(tmp_path):
+    spec = sw.parse_sweep(GRID)
+    store = sw.Storage(f"sqlite:///{tmp_path}/study.db")
+    study = sw.open_study(spec, store, "s")
+    dead = study.ask()  # a worker that was killed: running, its heartbeat long silent
+    study._storage.set_trial_system_attr(dead._trial_id, sw.HEARTBEAT_ATTR, time.time() - sw.STALE_SECONDS - 60)
+    sw.suggest(dead, spec)
+    result = sw.run_sweep(spec, 8, study_name="s", output_dir=str(tmp_path), verbose=0)
+    study = load(f"sqlite:///{tmp_path}/study.db", "s")
+    assert result.finished == 8
+    assert states(study) == {"COMPLETE": 8, "FAIL": 1}
+    assert study.trials[0].state == TrialState.FAIL and study.trials[0].system_attrs["ffnn:stale"]
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 8  # its grid point ran again
+
+
+def test_regression_data_with_an_accuracy_metric_is_refused(tmp_path):
+    spec = sw.parse_sweep({"method": "random", "parameters": {"dataset": {"value": "diabetes"},
+                                                              "epochs": {"value": 1}}})
+    with pytest.raises(ConfigError, match="val_loss"):
+        sw.run_sweep(spec, 1, study_name="r", output_dir=str(tmp_path), verbose=0)
+    study = load(f"sqlite:///{tmp_path}/study.db", "r")
+    assert study.trials == []  # refused before any trial
+
+
+def test_regression_sweep_on_val_loss(tmp_path):
+    spec = sw.parse_sweep({"method": "random", "metric": {"name": "val_loss"},
+                           "parameters": {"dataset": {"value": "diabetes"}, "epochs": {"value": 2},
+                                          "learning_rate": {"min": 1e-3, "max": 1e-2,
+                                                            "distribution": "log_uniform_values"}}})
+    result = sw.run_sweep(spec, 2, study_name="r", output_dir=str(tmp_path), verbose=0, seed=1)
+    study = load(f"sqlite:///{tmp_path}/study.db", "r")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert states(study) == {"COMPLETE": 2}
+    assert all(1e-3 <= t.params["learning_rate"] <= 1e-2 for t in study.trials)
+    assert result.best["value"] == min(t.value for t in study.trials)
+
+
+def test_module_entry_reports_errors_on_one_line(tmp_path, capsys):
+    bad = json.loads(json.dumps(GRID))
+    bad["parameters"]["layers"] = {"values": [1, 2]}
+    path = write_sweep(tmp_path / "bad.yaml", bad)
+    assert sw.main([path, "--trials", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ffnn: error: ") and "layers" in err[0]
+
+
+def test_dataset_flag_replaces_the_sweeps_dataset(tmp_path):
+    spec = json.loads(json.dumps(GRID))
+    spec["parameters"]["dataset"] = {"value": "fashion_mnist"}
+    path = write_sweep(tmp_path / "s.yaml", spec)
+    assert sw.main([path, "--trials", "1", "-d", "iris", "--output-dir", str(tmp_path / "o"), "-q"]) == 0
+    (folder,) = os.listdir(tmp_path / "o" / "trials")
+    assert json.loads((tmp_path / "o" / "trials" / folder / "config.json").read_text())["dataset"] == "iris"
+
+
+# -- several workers ---------------------------------------------------------------------------------------------
+def run_workers(tmp_path, storage, study, n_trials, spec, workers=2):
+    path = write_sweep(tmp_path / "sweep.yaml", spec)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "src"), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-m", "ffnn.sweep", path, "--trials", str(n_trials), "--storage",
+                               storage, "--study", study, "--output-dir", str(tmp_path / f"worker{i}"), "-q"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for i in range(workers)]
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    return load(storage, study)
+
+
+def check_exact(study, n_trials, tmp_path, grid):
+    counts = states(study)
+    assert counts["COMPLETE"] + counts["PRUNED"] == n_trials
+    assert sum(counts.values()) == n_trials  # none failed or left running
+    assert sorted(t.number for t in study.trials) == list(range(n_trials))
+    if grid:
+        assert len(set(param_sets(study))) == n_trials  # no grid point twice
+    folders = [f for i in range(2) for f in os.listdir(tmp_path / f"worker{i}" / "trials")]
+    assert len(folders) == n_trials  # each trial trained once, by one worker
+    assert sorted(int(f.split("-")[0]) for f in folders) == list(range(n_trials))
+
+
+SLOWER = json.loads(json.dumps(GRID))  # long enough that both workers take trials
+SLOWER["parameters"].update({"epochs": {"value": 3}, "batch_size": {"value": 16},
+                             "hidden_size": {"values": [16, 32, 48]}})
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    study = run_workers(tmp_path, f"sqlite:///{tmp_path}/shared.db", "two", 10, SLOWER)
+    check_exact(study, 10, tmp_path, grid=True)
+
+
+def test_two_workers_share_one_journal_file(tmp_path):
+    spec = json.loads(json.dumps(SLOWER))
+    spec["method"] = "random"
+    study = run_workers(tmp_path, f"journal:{tmp_path}/study.log", "journal", 6, spec)
+    check_exact(study, 6, tmp_path, grid=False)
+
+
+@pytest.mark.skipif(not os.environ.get("FFNN_TEST_POSTGRES_URL"),
+                    reason="set FFNN_TEST_POSTGRES_URL to a PostgreSQL database (.ci/run does)")
+def test_two_workers_share_one_postgresql_study(tmp_path):
+    url = os.environ["FFNN_TEST_POSTGRES_URL"]
+    name = f"two-{uuid.uuid4().hex[:8]}"
+    study = run_workers(tmp_path, url, name, 10, SLOWER)
+    check_exact(study, 10, tmp_path, grid=True)
+
+
+# -- the ffnn command -----------------------------------------------------------------------------------------------
+def test_ffnn_sweep_command(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", GRID)
+    done = subprocess.run([sys.executable, "-m", "ffnn", "sweep", path, "--trials", "2", "--study", "cli",
+                           "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "best val_accuracy" in done.stdout
+    assert len(os.listdir(tmp_path / "o" / "trials")) == 2
+    assert states(load(f"sqlite:///{tmp_path}/o/study.db", "cli")) == {"COMPLETE": 2}
