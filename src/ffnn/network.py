@@ -241,7 +241,7 @@ class Network:
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        for start, cache in self._chunks(X, batch_size):
+        for start, cache in self._chunks(X.shape[0], batch_size):
             y_hat, _ = self.forward_propagation(X[start:start + cache.batch], cache)
             out[start:start + cache.batch] = to_numpy(y_hat)
         return out
@@ -253,22 +253,28 @@ class Network:
             return y_hat.argmax(axis=1)
         return y_hat
 
-    def evaluate(self, X, y, batch_size=4096):
-        """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over all of X."""
+    def evaluate(self, X, y, batch_size=4096, rows=None):
+        """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over X, or over the rows
+        ``rows`` (an index array) of X without copying them out."""
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
+        n = X.shape[0] if rows is None else len(rows)
         total, correct = 0.0, 0
-        for start, cache in self._chunks(X, batch_size):
+        for start, cache in self._chunks(n, batch_size):
             stop = start + cache.batch
-            y_hat, _ = self.forward_propagation(X[start:stop], cache)
-            yb = self.xp.asarray(y[start:stop])
+            if rows is None:
+                xb, yb = X[start:stop], y[start:stop]
+            else:
+                xb, yb = np.take(X, rows[start:stop], axis=0), y[rows[start:stop]]
+            y_hat, _ = self.forward_propagation(xb, cache)
+            yb = self.xp.asarray(yb)
             total += self.loss(cache, yb) * cache.batch
             if self.output_layer.output == "softmax":
                 labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
                 correct += int((y_hat.argmax(axis=1) == labels).sum())
-        result = {"loss": total / X.shape[0]}
+        result = {"loss": total / n}
         if self.output_layer.output == "softmax":
-            result["accuracy"] = correct / X.shape[0]
+            result["accuracy"] = correct / n
         return result
 
     def fit(self, X, y, **kwargs):
@@ -295,10 +301,10 @@ class Network:
         self.theta[...] = self.xp.asarray(to_numpy(other.theta))
 
     # -- checks and helpers ------------------------------------------------------------------------------
-    def _chunks(self, X, batch_size):
+    def _chunks(self, n_rows, batch_size):
         caches = {}
-        for start in range(0, X.shape[0], batch_size):
-            n = min(batch_size, X.shape[0] - start)
+        for start in range(0, n_rows, batch_size):
+            n = min(batch_size, n_rows - start)
             if n not in caches:
                 caches[n] = self.new_cache(n)
             yield start, caches[n]
@@ -313,8 +319,10 @@ class Network:
             raise DataError("X is empty; at least one example is needed")
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
-        if not bool(self.xp.isfinite(X).all()):
-            raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
+        # Checked in blocks so that a large training set does not need a boolean copy of itself.
+        for start in range(0, X.shape[0], 8192):
+            if not bool(self.xp.isfinite(X[start:start + 8192]).all()):
+                raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
         return X
 
     def _check_y(self, y, n):

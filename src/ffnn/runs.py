@@ -25,7 +25,7 @@ from .fsutil import write_text
 from .io import load_checkpoint, save_checkpoint
 from .network import Network
 from .optimizers import get_optimizer
-from .training import Trainer, split_validation
+from .training import Trainer, split_rows
 
 CONFIG, HISTORY, CHECKPOINT, MODEL, SUMMARY = ("config.json", "history.csv", "checkpoint.safetensors",
                                                 "model.safetensors", "summary.json")
@@ -133,10 +133,9 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     dataset = dataset if dataset is not None else load_dataset(config)
     rng = np.random.default_rng(config.seed + 1)  # validation split, then shuffling
     X, y = dataset.X_train, dataset.y_train
-    validation = None
+    rows = validation_rows = None  # the split is kept as row indices: the training set is never copied
     if config.val_fraction:
-        X, y, X_val, y_val = split_validation(X, y, config.val_fraction, rng)
-        validation = (X_val, y_val)
+        rows, validation_rows = split_rows(X.shape[0], config.val_fraction, rng)
     if resume:
         net, state, _ = load_checkpoint(os.path.join(run_dir, CHECKPOINT), device=config.device)
     else:
@@ -145,8 +144,6 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         os.makedirs(run_dir, exist_ok=True)
         write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")
     X, y = net._check_X(X), net._check_y(y, X.shape[0])
-    if validation is not None:
-        validation = (net._check_X(validation[0]), net._check_y(validation[1], validation[0].shape[0]))
     optimizer = get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs())
     trainer = Trainer(net, optimizer, epochs=config.epochs, batch_size=config.batch_size,
                       weight_decay=config.weight_decay, patience=config.patience, seed=rng,
@@ -162,7 +159,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
     with guard:
         try:
-            trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation)
+            trainer.fit(net.xp.asarray(X), net.xp.asarray(y), rows=rows, validation_rows=validation_rows)
         except TrainingDiverged as exc:
             status, message = "diverged", str(exc)
     if trainer.interrupted:
@@ -177,7 +174,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     summary = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                "epochs_completed": trainer.epoch, "seconds": round(time.perf_counter() - started, 3),
                "status": status, "run_dir": run_dir}
-    if validation is not None and len(trainer.history):
+    if validation_rows is not None and len(trainer.history):
         summary["best_val_accuracy"] = max((a for a in trainer.history["val_accuracy"] if a is not None),
                                            default=None)
         summary["best_val_loss"] = min(trainer.history["val_loss"])

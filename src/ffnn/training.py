@@ -163,24 +163,29 @@ class Trainer:
         self.schedule.load_state_dict(schedule)
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X, y, validation_data=None, rows=None, validation_rows=None):
         """Train from epoch ``self.epoch`` up to ``self.epochs``; returns the History.
+
+        ``rows`` (an index array) trains on those rows of X only, and ``validation_rows`` validates on other rows
+        of the same X and y, so a validation split needs no copy of the training set. ``validation_data``
+        (X_val, y_val) is the alternative for a separate validation set.
 
         When ``stop_requested`` is set during an epoch, the current batch finishes, the state goes back to the end
         of the last finished epoch (so that a resumed run repeats the interrupted epoch exactly) and ``interrupted``
         is set. A non-finite loss restores the same state and raises TrainingDiverged.
         """
         net, xp = self.net, self.net.xp
-        n = X.shape[0]
+        n = X.shape[0] if rows is None else len(rows)
         if self.batch_size > n:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the {n} training examples; "
                               f"use at most {n}")
         B = self.batch_size
         softmax = net.output_layer.output == "softmax"
+        y_labels = y
         if self.label_smoothing and y.ndim == 1:
             k = net.sizes[-1]
-            smoothed = xp.full((n, k), self.label_smoothing / k, net.dtype)
-            smoothed[np.arange(n), y] += 1 - self.label_smoothing
+            smoothed = xp.full((y.shape[0], k), self.label_smoothing / k, net.dtype)
+            smoothed[np.arange(y.shape[0]), y] += 1 - self.label_smoothing
             y = smoothed
         X_buf = xp.empty((B, X.shape[1]), net.dtype)
         y_buf = xp.empty((B,) + y.shape[1:], y.dtype)
@@ -203,6 +208,8 @@ class Trainer:
                     getattr(cb, "on_epoch_begin", lambda t: None)(self)
                 started = time.perf_counter()
                 perm = self.rng.permutation(n)
+                if rows is not None:
+                    perm = rows[perm]
                 loss_sum, correct = 0.0, 0
                 bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
                            disable=None if self.verbose >= 1 else True)
@@ -243,7 +250,10 @@ class Trainer:
                 row = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n if softmax else None,
                        "val_loss": None, "val_accuracy": None,
                        "learning_rate": float(self.optimizer.learning_rate)}
-                if validation_data is not None:
+                if validation_rows is not None:
+                    val = net.evaluate(X, y_labels, rows=validation_rows)
+                    row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
+                elif validation_data is not None:
                     val = net.evaluate(*validation_data)
                     row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
                 row["seconds"] = time.perf_counter() - started
@@ -288,17 +298,21 @@ def format_row(row, epochs):
     return "  ".join(parts)
 
 
-def split_validation(X, y, fraction, rng):
-    """Hold out ``fraction`` of the examples (at random) for validation: (X_train, y_train, X_val, y_val)."""
+def split_rows(n, fraction, rng):
+    """Hold out ``fraction`` of n examples (at random) for validation: (train_rows, validation_rows)."""
     if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
         raise ConfigError(f"validation fraction must be in [0, 1); got {fraction!r}")
-    n = X.shape[0]
     n_val = int(round(n * fraction))
     if fraction > 0 and (n_val < 1 or n_val >= n):
         raise DataError(f"cannot hold out {fraction} of {n} examples for validation; use more data or a "
                         "different fraction")
     perm = rng.permutation(n)
-    val, train = perm[:n_val], perm[n_val:]
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def split_validation(X, y, fraction, rng):
+    """Hold out ``fraction`` of the examples (at random) for validation: (X_train, y_train, X_val, y_val)."""
+    train, val = split_rows(X.shape[0], fraction, rng)
     return X[train], y[train], X[val], y[val]
 
 
@@ -343,9 +357,9 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
     X = net._check_X(X)
     y = net._check_y(y, X.shape[0])
     rng = np.random.default_rng(seed)
+    rows = validation_rows = None
     if validation_data is None and validation_fraction:
-        X, y, X_val, y_val = split_validation(X, y, validation_fraction, rng)
-        validation_data = (X_val, y_val)
+        rows, validation_rows = split_rows(X.shape[0], validation_fraction, rng)
     elif validation_data is not None:
         X_val = net._check_X(validation_data[0])
         validation_data = (X_val, net._check_y(validation_data[1], X_val.shape[0]))
@@ -355,7 +369,7 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
                       patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log,
                       schedule=schedule, decoupled_weight_decay=decoupled_weight_decay,
                       label_smoothing=label_smoothing)
-    return trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation_data)
+    return trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation_data, rows, validation_rows)
 
 
 def _positive_int(name, value):
