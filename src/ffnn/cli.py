@@ -61,7 +61,7 @@ def _add_train_flags(p):
     add("--output", default=S, metavar="{softmax,linear}", help="default: softmax for classes, linear otherwise")
     add("--dropout", type=float, default=S, help="drop probability of hidden units while training (default 0)")
     add("--lr-schedule", "--lr_schedule", dest="lr_schedule", default=S,
-        metavar="{constant,step,exponential,cosine,plateau}", help="learning-rate schedule (default constant)")
+        metavar="{constant,step,exponential,cosine,plateau}", help="learning-rate schedule (default cosine)")
     add("--lr-gamma", "--lr_gamma", dest="lr_gamma", type=float, default=S, help="decay factor of the schedule")
     add("--lr-step-size", "--lr_step_size", dest="lr_step_size", type=int, default=S,
         help="step schedule: epochs between decays")

@@ -43,7 +43,7 @@ class TrainConfig:
     hidden_sizes: Optional[list] = None    # explicit hidden widths, e.g. [256, 128]; [] for none
     activation: str = "tanh"               # identity, sigmoid, tanh, ReLU
     dropout: float = 0.0                   # probability of dropping a hidden unit while training
-    lr_schedule: str = "constant"          # constant, step, exponential, cosine, plateau
+    lr_schedule: str = "cosine"            # constant, step, exponential, cosine, plateau
     lr_gamma: Optional[float] = None       # step/exponential/plateau decay factor (0.5, 0.95, 0.5 when unset)
     lr_step_size: Optional[int] = None     # step: epochs between decays (10 when unset)
     lr_min_factor: Optional[float] = None  # cosine/plateau: lowest rate as a fraction of learning_rate
