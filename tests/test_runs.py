@@ -75,9 +75,10 @@ def test_validation_comes_from_the_training_split_only(tmp_path, monkeypatch):
     seen = {}
     real_fit = Trainer.fit
 
-    def spy(self, X, y, validation_data=None):
-        seen["X"], seen["val"] = np.asarray(X), np.asarray(validation_data[0])
-        return real_fit(self, X, y, validation_data)
+    def spy(self, X, y, validation_data=None, rows=None, validation_rows=None):
+        seen["X"], seen["val"] = np.asarray(X)[rows], np.asarray(X)[validation_rows]
+        assert not set(rows) & set(validation_rows)
+        return real_fit(self, X, y, validation_data, rows, validation_rows)
 
     monkeypatch.setattr(Trainer, "fit", spy)
     runs.train(digits_config(tmp_path, epochs=1, val_fraction=0.2), verbose=0)
@@ -121,8 +122,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, extra):
 
 
 def test_resume_with_more_epochs_extends_the_run(tmp_path):
-    whole = runs.train(digits_config(tmp_path, epochs=4, optimizer="momentum", name="whole"), verbose=0)
-    short = runs.train(digits_config(tmp_path, epochs=2, optimizer="momentum", name="short"), verbose=0)
+    # A constant learning rate: a cosine schedule is laid over the planned epochs, so extending changes it.
+    settings = dict(optimizer="momentum", lr_schedule="constant")
+    whole = runs.train(digits_config(tmp_path, epochs=4, name="whole", **settings), verbose=0)
+    short = runs.train(digits_config(tmp_path, epochs=2, name="short", **settings), verbose=0)
     config = runs.load_run_config(short.run_dir)
     config.epochs = 4
     longer = runs.train(config, run_dir=short.run_dir, resume=True, verbose=0)

@@ -11,5 +11,13 @@ from .training import History, Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "History", "Trainer", "datasets", "FFNNError", "ConfigError", "DataError",
+__all__ = ["Network", "History", "Trainer", "FFNNClassifier", "FFNNRegressor", "datasets", "FFNNError", "ConfigError", "DataError",
            "ModelFileError", "TrainingDiverged", "__version__"]
+
+
+def __getattr__(name):
+    # The scikit-learn estimators import scikit-learn, which the command line and the core do not need.
+    if name in ("FFNNClassifier", "FFNNRegressor"):
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'ffnn' has no attribute {name!r}")

@@ -212,7 +212,7 @@ class Trainer:
                     perm = rows[perm]
                 loss_sum, correct = 0.0, 0
                 bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
-                           disable=None if self.verbose >= 1 else True)
+                           disable=None) if self.verbose >= 1 else None
                 for i, start in enumerate(range(0, n, B)):
                     idx = perm[start:start + B]
                     m = idx.shape[0]
@@ -225,7 +225,8 @@ class Trainer:
                     loss = net.loss(cache, yb)
                     if not math.isfinite(loss):
                         self._restore_snapshot()
-                        bar.close()
+                        if bar is not None:
+                            bar.close()
                         raise TrainingDiverged(f"the training loss became {loss} at epoch {epoch}, batch {i + 1} of "
                                                f"{n_batches}; try a smaller learning rate (the weights of the last "
                                                f"finished epoch, {self.epoch}, are kept)")
@@ -239,10 +240,12 @@ class Trainer:
                     if softmax:
                         labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
                         correct += int((y_hat.argmax(axis=1) == labels).sum())
-                    bar.update(1)
+                    if bar is not None:
+                        bar.update(1)
                     if self.stop_requested:
                         break
-                bar.close()
+                if bar is not None:
+                    bar.close()
                 if self.stop_requested:
                     self._restore_snapshot()
                     self.interrupted = True

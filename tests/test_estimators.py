@@ -1,0 +1,499 @@
+import math
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, make_blobs, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss, r2_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ffnn import Network
+from ffnn.errors import ConfigError, DataError
+from ffnn.estimators import FFNNClassifier, FFNNRegressor, weighted_output_layer
+from ffnn.gradcheck import check_gradients, random_problem
+
+# Quiet where a short max_iter is the point of the test.
+no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+# -- scikit-learn's own estimator checks ------------------------------------------------------------------------
+@no_convergence_warning
+@parametrize_with_checks([FFNNClassifier(max_iter=50), FFNNRegressor(max_iter=50)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def blobs(n=120, seed=0, std=2.5):
+    X, y = make_blobs(n_samples=n, centers=[[-1, -1], [1, 1]], cluster_std=std, random_state=seed)
+    return X, y
+
+
+def regression(n=200, seed=0):
+    X, y = make_regression(n_samples=n, n_features=5, noise=5.0, random_state=seed)
+    return X, y
+
+
+# -- per-example weights in the loss and grad_aL ----------------------------------------------------------------
+def pack(targets, w):
+    return np.column_stack([targets, w])
+
+
+def test_weighted_squared_error_worked_by_hand():
+    # y_hat = [1, 3], targets 0, weights [1, 3]: loss (1*1 + 3*9) / 4 = 7; d loss / d y_hat_i = 2 w_i y_hat_i / 4.
+    layer = weighted_output_layer(Network([1, 1], output="linear", loss="squared_error").output_layer)
+    a = np.array([[1.0], [3.0]])
+    y = pack(np.zeros((2, 1)), [1.0, 3.0])
+    assert layer.loss(a, a, y) == pytest.approx(7.0)
+    np.testing.assert_allclose(layer.grad_a(a, a, y), [[0.5], [4.5]])
+
+
+def test_weighted_cross_entropy_worked_by_hand():
+    # a = [[0, 0], [0, ln 3]]: y_hat = [[1/2, 1/2], [1/4, 3/4]]; labels [0, 1], weights [2, 1].
+    layer = weighted_output_layer(Network([1, 2]).output_layer)
+    a = np.array([[0.0, 0.0], [0.0, math.log(3.0)]])
+    y_hat = np.array([[0.5, 0.5], [0.25, 0.75]])
+    y = pack(np.eye(2), [2.0, 1.0])
+    assert layer.loss(a, y_hat, y) == pytest.approx((2 * math.log(2) - math.log(0.75)) / 3)
+    # row i: w_i / sum(w) * (y_hat_i - e(l_i))
+    np.testing.assert_allclose(layer.grad_a(a, y_hat, y), [[-1 / 3, 1 / 3], [1 / 12, -1 / 12]])
+
+
+def test_weighted_cross_entropy_stays_finite_when_a_probability_underflows():
+    layer = weighted_output_layer(Network([1, 2]).output_layer)
+    a = np.array([[800.0, 0.0]])
+    y_hat = np.array([[1.0, 0.0]])
+    assert layer.loss(a, y_hat, pack(np.array([[0.0, 1.0]]), [1.0])) == pytest.approx(800.0)
+
+
+@pytest.mark.parametrize("output, loss", [("softmax", "cross_entropy"), ("softmax", "squared_error"),
+                                          ("linear", "squared_error")])
+def test_weighted_gradient_matches_central_differences(output, loss):
+    net, X, y = random_problem([3, 5, 4, 3], activation="tanh", output=output, loss=loss, batch=7, seed=4)
+    targets = np.eye(3)[y] if y.ndim == 1 else y
+    w = np.array([0.0, 1.0, 2.5, 0.3, 4.0, 1.0, 0.0])
+    net.output_layer = weighted_output_layer(net.output_layer)
+    errors = check_gradients(net, X, pack(targets, w))
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_unit_weights_give_the_core_loss_and_gradient():
+    net, X, y = random_problem([3, 4, 3], batch=6, seed=2)
+    y_hat, cache = net.forward_propagation(X)
+    core_loss, core_grad = net.loss(cache, y), net.back_propagation(cache, y)["W1"].copy()
+    net.output_layer = weighted_output_layer(net.output_layer)
+    packed = pack(np.eye(3)[y], np.ones(6))
+    assert net.loss(cache, packed) == pytest.approx(core_loss, rel=1e-12)
+    np.testing.assert_allclose(net.back_propagation(cache, packed)["W1"], core_grad, rtol=1e-12)
+
+
+# -- sample_weight in fit ----------------------------------------------------------------------------------------
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator, data", [(FFNNClassifier, blobs), (FFNNRegressor, regression)])
+def test_sample_weight_of_ones_changes_nothing(Estimator, data):
+    X, y = data(60)
+    est = Estimator(hidden_layer_sizes=(8,), max_iter=20, batch_size=16, random_state=0)
+    a = clone(est).fit(X, y).predict(X)
+    b = clone(est).fit(X, y, sample_weight=np.ones(len(y))).predict(X)
+    np.testing.assert_array_equal(a, b)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator, data", [(FFNNClassifier, blobs), (FFNNRegressor, regression)])
+def test_integer_weights_equal_repeated_rows_and_zero_weights_equal_removed_rows(Estimator, data):
+    X, y = data(30)
+    w = np.random.default_rng(0).integers(0, 4, size=30)
+    # Full-batch steps, so the order of the examples does not matter.
+    est = Estimator(hidden_layer_sizes=(8,), max_iter=30, batch_size=500, n_iter_no_change=100, random_state=0)
+    weighted = clone(est).fit(X, y, sample_weight=w)
+    repeated = clone(est).fit(np.repeat(X, w, axis=0), np.repeat(y, w, axis=0))
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
+
+
+@no_convergence_warning
+def test_only_the_ratios_of_the_weights_matter():
+    X, y = regression(50)
+    w = np.random.default_rng(1).uniform(0.1, 2, size=50)
+    est = FFNNRegressor(hidden_layer_sizes=(8,), max_iter=15, batch_size=10, random_state=0)
+    a = clone(est).fit(X, y, sample_weight=w).predict(X)
+    b = clone(est).fit(X, y, sample_weight=7 * w).predict(X)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+@no_convergence_warning
+def test_heavier_weights_pull_predictions_towards_their_class():
+    X, y = blobs(200, std=3.0)
+    est = FFNNClassifier(hidden_layer_sizes=(8,), random_state=0)
+    plain = clone(est).fit(X, y).predict(X).mean()
+    heavy_one = clone(est).fit(X, y, sample_weight=np.where(y == 1, 10.0, 1.0)).predict(X).mean()
+    assert heavy_one > plain + 0.1
+
+
+@pytest.mark.parametrize("w, match", [(-1.0, "non-negative"), (0.0, "zero"), (np.nan, "finite|NaN")])
+def test_bad_sample_weights_are_refused(w, match):
+    X, y = blobs(20)
+    weights = np.ones(20)
+    weights[:] = 0.0 if w == 0.0 else 1.0
+    weights[3] = w
+    with pytest.raises(ValueError, match=match):
+        FFNNClassifier(max_iter=2).fit(X, y, sample_weight=weights)
+
+
+# -- classes, targets, predictions -------------------------------------------------------------------------------
+@no_convergence_warning
+def test_string_labels_round_trip():
+    X, y = iris()
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = FFNNClassifier(random_state=0).fit(X, names)
+    assert clf.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    assert set(clf.predict(X)) <= set(clf.classes_)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (150, 3) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert clf.score(X, names) > 0.95
+
+
+def test_binary_problem_has_two_probability_columns():
+    X, y = blobs()
+    clf = FFNNClassifier(random_state=0).fit(X, y + 5)
+    assert clf.classes_.tolist() == [5, 6]
+    assert clf.predict_proba(X).shape == (len(y), 2)
+    assert clf.network_.sizes == [2, 100, 2]
+
+
+def test_one_class_is_refused_with_a_message_about_classes():
+    with pytest.raises(ValueError, match="two classes"):
+        FFNNClassifier().fit(np.zeros((5, 2)), np.ones(5))
+
+
+def test_regressor_predicts_in_the_units_of_y():
+    X, y = regression(300)
+    y_big = 1000 * y + 5e4
+    reg = FFNNRegressor(random_state=0).fit(X, y_big)
+    pred = reg.predict(X)
+    assert pred.shape == (300,)
+    assert r2_score(y_big, pred) > 0.95
+    assert abs(pred.mean() - y_big.mean()) < 0.05 * y_big.std()
+
+
+def test_regressor_with_several_outputs():
+    X, y = regression(200)
+    Y = np.column_stack([y, -2 * y + 3])
+    reg = FFNNRegressor(random_state=0).fit(X, Y)
+    assert reg.network_.sizes[-1] == 2
+    assert reg.predict(X).shape == (200, 2)
+    assert reg.score(X, Y) > 0.9
+
+
+@no_convergence_warning
+def test_features_are_used_as_given():
+    X, y = blobs()
+    a = FFNNClassifier(max_iter=5, random_state=0).fit(X, y).predict_proba(X)
+    b = FFNNClassifier(max_iter=5, random_state=0).fit(10 * X, y).predict_proba(10 * X)
+    assert not np.allclose(a, b)
+
+
+@no_convergence_warning
+def test_feature_names_are_recorded():
+    pd = pytest.importorskip("pandas")
+    X, y = iris()
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    clf = FFNNClassifier(max_iter=5, random_state=0).fit(frame, y)
+    assert clf.feature_names_in_.tolist() == ["sl", "sw", "pl", "pw"]
+    assert clf.n_features_in_ == 4
+
+
+@no_convergence_warning
+def test_float32_networks():
+    X, y = iris()
+    clf = FFNNClassifier(dtype="float32", random_state=0).fit(X, y)
+    assert clf.network_.dtype == np.float32
+    assert clf.predict_proba(X).dtype == np.float64
+    assert clf.score(X, y) > 0.95
+
+
+@no_convergence_warning
+def test_same_random_state_same_model_and_another_one_differs():
+    X, y = blobs()
+    a = FFNNClassifier(max_iter=10, random_state=3).fit(X, y).predict_proba(X)
+    b = FFNNClassifier(max_iter=10, random_state=3).fit(X, y).predict_proba(X)
+    c = FFNNClassifier(max_iter=10, random_state=4).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@no_convergence_warning
+def test_network_is_an_ffnn_network_that_saves(tmp_path):
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(16, 8), activation="tanh", init="xavier", random_state=0).fit(X, y)
+    net = clf.network_
+    assert net.sizes == [4, 16, 8, 3] and net.activation.name == "tanh" and net.init == "xavier"
+    net.save(tmp_path / "iris.safetensors")
+    loaded = Network.load(tmp_path / "iris.safetensors")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+# -- the training loop: curves, convergence, early stopping, validation ------------------------------------------
+def test_loss_curve_and_convergence():
+    X, y = load_digits(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X[:500]), y[:500]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = FFNNClassifier(random_state=0).fit(X, y)
+    assert 1 <= clf.n_iter_ < 200
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert clf.t_ == clf.n_iter_ * len(y)
+    assert clf.loss_curve_[-1] < 0.3 * clf.loss_curve_[0]
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_loss_curve_ is None and clf.validation_scores_ is None
+
+
+def test_reaching_max_iter_warns():
+    X, y = iris()
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        FFNNClassifier(max_iter=3, random_state=0).fit(X, y)
+
+
+@no_convergence_warning
+def test_validation_data_gives_curves_that_match_the_final_model():
+    X, y = make_classification(n_samples=300, n_features=8, n_informative=4, n_classes=3, random_state=0)
+    X_tr, y_tr, X_val, y_val = X[:200], y[:200], X[200:], y[200:]
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), max_iter=15, random_state=0)
+    clf.fit(X_tr, y_tr, validation_data=(X_val, y_val))
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == len(clf.loss_curve_) == 15
+    proba = clf.predict_proba(X_val)
+    assert clf.validation_loss_curve_[-1] == pytest.approx(log_loss(y_val, proba, labels=clf.classes_), rel=1e-9)
+    assert clf.validation_scores_[-1] == pytest.approx(clf.score(X_val, y_val))
+
+
+@no_convergence_warning
+def test_weighted_validation_data():
+    X, y = make_classification(n_samples=300, n_features=8, random_state=1)
+    w_val = np.random.default_rng(0).uniform(0, 3, size=100)
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    clf.fit(X[:200], y[:200], validation_data=(X[200:], y[200:], w_val))
+    proba = clf.predict_proba(X[200:])
+    assert clf.validation_loss_curve_[-1] == pytest.approx(log_loss(y[200:], proba, sample_weight=w_val), rel=1e-9)
+    assert clf.validation_scores_[-1] == pytest.approx(clf.score(X[200:], y[200:], sample_weight=w_val))
+
+
+@no_convergence_warning
+def test_regressor_validation_score_is_r2_in_the_units_of_y():
+    X, y = regression(300)
+    reg = FFNNRegressor(hidden_layer_sizes=(16,), max_iter=10, random_state=0)
+    reg.fit(X[:200], 50 * y[:200] + 7, validation_data=(X[200:], 50 * y[200:] + 7))
+    assert reg.validation_scores_[-1] == pytest.approx(reg.score(X[200:], 50 * y[200:] + 7), rel=1e-9)
+
+
+def test_early_stopping_on_user_validation_data_keeps_the_best_epoch():
+    # Noisy labels and a wide network: the validation loss turns up while the training loss keeps falling.
+    X, y = make_classification(n_samples=300, n_features=20, n_informative=3, flip_y=0.3, random_state=0)
+    clf = FFNNClassifier(hidden_layer_sizes=(200,), learning_rate=1e-2, weight_decay=0.0, early_stopping=True,
+                         n_iter_no_change=5, max_iter=200, random_state=0)
+    clf.fit(X[:200], y[:200], validation_data=(X[200:], y[200:]))
+    curve = clf.validation_loss_curve_
+    best = int(np.argmin(curve))
+    assert clf.n_iter_ < 200
+    assert clf.n_iter_ == best + 1 + 5
+    assert clf.best_loss_ == curve[best]
+    # The weights kept are those of the best epoch, not the last one.
+    assert log_loss(y[200:], clf.predict_proba(X[200:])) == pytest.approx(curve[best], rel=1e-9)
+    assert clf.best_validation_score_ == clf.validation_scores_[best]
+
+
+def test_early_stopping_holds_out_validation_fraction():
+    X, y = make_classification(n_samples=300, n_features=20, n_informative=3, flip_y=0.3, random_state=0)
+    clf = FFNNClassifier(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.2,
+                         random_state=0).fit(X, y)
+    assert len(clf.validation_loss_curve_) == clf.n_iter_
+    assert clf.best_loss_ == min(clf.validation_loss_curve_)
+    assert clf.t_ == clf.n_iter_ * 240
+
+
+@no_convergence_warning
+def test_dropout_trains_with_masks_and_predicts_with_every_unit():
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(64,), learning_rate=1e-2, max_iter=60, random_state=0)
+    dropped = FFNNClassifier(dropout=0.5, **params).fit(X, y)
+    plain = FFNNClassifier(**params).fit(X, y)
+    assert dropped.network_.dropout == 0.5
+    assert not np.allclose(dropped.predict_proba(X), plain.predict_proba(X))
+    np.testing.assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))
+    # The training loss is measured under dropout, so it stays above the loss of the full network.
+    assert dropped.loss_curve_[-1] > log_loss(y, dropped.predict_proba(X))
+    assert dropped.score(X, y) > 0.9
+
+
+def test_callbacks_see_the_trainer_and_can_stop_training():
+    X, y = blobs()
+    seen = []
+
+    class StopAfterThree:
+        def on_epoch_end(self, trainer, row):
+            seen.append((trainer.net, row["epoch"], row["loss"]))
+            if row["epoch"] == 3:
+                trainer.stop_training = True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped by the callback, not by max_iter
+        clf = FFNNClassifier(random_state=0).fit(X, y, callbacks=[StopAfterThree()])
+    assert clf.n_iter_ == 3
+    assert [e for _, e, _ in seen] == [1, 2, 3]
+    assert all(net is clf.network_ for net, _, _ in seen)
+    assert [loss for _, _, loss in seen] == clf.loss_curve_
+
+
+@no_convergence_warning
+def test_verbose_shows_a_progress_bar(capsys):
+    X, y = blobs()
+    FFNNClassifier(max_iter=4, n_iter_no_change=50, random_state=0, verbose=1).fit(
+        X, y, validation_data=(X, y))
+    err = capsys.readouterr().err
+    assert "FFNNClassifier" in err and "4/4" in err and "val_loss" in err
+
+
+@no_convergence_warning
+def test_silent_by_default(capsys):
+    X, y = blobs()
+    FFNNClassifier(max_iter=4, random_state=0).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+# -- partial_fit and warm_start -----------------------------------------------------------------------------------
+def test_partial_fit_runs_one_epoch_per_call():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), learning_rate=1e-2, random_state=0)
+    with pytest.raises(DataError, match="classes="):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    for i in range(2, 31):
+        clf.partial_fit(X, y)
+        assert clf.n_iter_ == i
+    assert len(clf.loss_curve_) == 30
+    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[1]
+    assert clf.score(X, y) > 0.9
+    with pytest.raises(DataError, match="not seen"):
+        clf.partial_fit(X[:3], [0, 1, 7])
+    with pytest.raises(DataError, match="differs"):
+        clf.partial_fit(X, y, classes=[0, 1])
+
+
+@no_convergence_warning
+def test_partial_fit_calls_continue_one_run_exactly():
+    # The optimizer's moments and the shuffling generator carry over: three calls are one three-epoch fit.
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(16,), batch_size=32, random_state=0)
+    fitted = FFNNClassifier(max_iter=3, **params).fit(X, y)
+    stepped = FFNNClassifier(**params)
+    for _ in range(3):
+        stepped.partial_fit(X, y, classes=[0, 1, 2])
+    assert stepped.loss_curve_ == fitted.loss_curve_
+    np.testing.assert_array_equal(stepped.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_regressor_partial_fit():
+    X, y = regression(200)
+    reg = FFNNRegressor(random_state=0)
+    for _ in range(30):
+        reg.partial_fit(X, y)
+    assert reg.n_iter_ == 30
+    assert reg.score(X, y) > 0.8
+
+
+@no_convergence_warning
+def test_warm_start_continues_from_the_current_weights():
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(16,), max_iter=5, n_iter_no_change=100, random_state=0)
+    warm = FFNNClassifier(warm_start=True, **params).fit(X, y)
+    first = list(warm.loss_curve_)
+    warm.fit(X, y)
+    assert warm.n_iter_ == 10 and warm.loss_curve_[:5] == first
+    assert warm.loss_curve_[5] < first[0]
+    cold = FFNNClassifier(**params).fit(X, y)
+    cold.fit(X, y)
+    assert cold.n_iter_ == 5 and cold.loss_curve_ == first
+
+
+# -- scikit-learn tools ----------------------------------------------------------------------------------------
+@no_convergence_warning
+def test_pipeline_grid_search_and_cross_validation():
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), FFNNClassifier(max_iter=50, random_state=0))
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.85
+    grid = GridSearchCV(pipe, {"ffnnclassifier__hidden_layer_sizes": [(4,), (16,)],
+                               "ffnnclassifier__activation": ["relu", "tanh"]}, cv=3).fit(X, y)
+    assert grid.best_params_["ffnnclassifier__hidden_layer_sizes"] in [(4,), (16,)]
+    assert grid.score(X, y) > 0.9
+    assert grid.best_estimator_[-1].network_.sizes[1] == grid.best_params_["ffnnclassifier__hidden_layer_sizes"][0]
+
+
+def test_joblib_round_trip_keeps_predictions_and_training_state(tmp_path):
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert isinstance(loaded.network_, Network) and loaded.network_ is not clf.network_
+    # The optimizer's state and the shuffling generator travel too: both continue identically.
+    clf.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+@no_convergence_warning
+def test_regressor_pickles(tmp_path):
+    X, y = regression(100)
+    reg = FFNNRegressor(max_iter=20, random_state=0).fit(X, 3 * y + 1)
+    joblib.dump(reg, tmp_path / "reg.joblib")
+    loaded = joblib.load(tmp_path / "reg.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
+# -- parameters ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("params, match", [
+    ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+    ({"hidden_layer_sizes": "100"}, "hidden_layer_sizes"),
+    ({"activation": "swish"}, "unknown activation"),
+    ({"optimizer": "lbfgs"}, "unknown optimizer"),
+    ({"optimizer_params": {"momentum": 0.9}}, "does not take momentum"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"max_iter": 1.5}, "max_iter"),
+    ({"weight_decay": -0.1}, "weight_decay"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"init": "orthogonal"}, "unknown init"),
+    ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"n_iter_no_change": 0}, "n_iter_no_change"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"random_state": "seed"}, "random_state"),
+])
+def test_bad_parameters_are_refused_at_fit(params, match):
+    clf = FFNNClassifier(**params)  # __init__ only stores
+    assert clf.get_params()[next(iter(params))] is next(iter(params.values()))
+    with pytest.raises(ConfigError, match=match):
+        clf.fit(*blobs(20))
+
+
+@no_convergence_warning
+def test_no_hidden_layer_is_allowed():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(), learning_rate=0.05, random_state=0).fit(X, y)
+    assert clf.network_.sizes == [4, 3]
+    assert clf.score(X, y) > 0.9
