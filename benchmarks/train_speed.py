@@ -12,6 +12,10 @@ float32 matrix-product peak measured here, test accuracy after the same epochs, 
 
 import argparse
 import os
+
+# Epochs of the libraries alternate in one process: PyTorch's idle OpenMP threads must not spin on the cores
+# while the next library runs, or whoever follows PyTorch is timed against a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import sys

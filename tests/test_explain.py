@@ -183,7 +183,8 @@ def test_gradient_descent_step_numbers(default_case):
     assert_shown(sum(grad, []), grads["W3"], "grad_W3")
     assert_shown(sum(W_new, []), net.W[3] - 0.1 * grads["W3"], "W3 (new)")
     after = Network(net.sizes, "logistic", "softmax", "cross_entropy", dtype="float64")
-    after.theta[...] = net.theta - 0.1 * np.concatenate([grads[k].ravel() for k in net.params])
+    for key in net.params:
+        after.params[key][...] = net.params[key] - 0.1 * grads[key]
     _, cache_after = after.forward_propagation(X)
     before = re.search(rf"loss before  ({NUMBER})", text).group(1)
     later = re.search(rf"loss after   ({NUMBER})", text).group(1)

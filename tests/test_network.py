@@ -110,13 +110,14 @@ def test_params_are_views_of_theta_in_the_lecture_layout():
     assert net.params["b1"].shape == (4,) and net.params["b2"].shape == (2,)
     assert net.n_params == 12 + 8 + 4 + 2 == net.theta.size
     assert net.n_weights == 20
-    np.testing.assert_array_equal(net.theta[:12], net.params["W1"].ravel())
-    np.testing.assert_array_equal(net.theta[12:20], net.params["W2"].ravel())
+    # Each W_k's block holds it column by column (W_k^T row-major).
+    np.testing.assert_array_equal(net.theta[:12], net.params["W1"].T.ravel())
+    np.testing.assert_array_equal(net.theta[12:20], net.params["W2"].T.ravel())
     # Writing a parameter writes theta, and the other way round.
     net.params["b1"][2] = 7.0
     assert net.theta[20 + 2] == 7.0
     net.params["W2"][1, 3] = -3.0
-    assert net.theta[12 + 1 * 4 + 3] == -3.0
+    assert net.theta[12 + 3 * 2 + 1] == -3.0
     net.theta[-1] = 5.0
     assert net.params["b2"][1] == 5.0
     for v in net.params.values():
@@ -219,8 +220,9 @@ def test_back_propagation_writes_into_the_given_buffer():
     for k in expected:
         assert np.shares_memory(grads[k], buffer)
         np.testing.assert_array_equal(grads[k], expected[k])
-    # Same layout as theta: W1, W2, b1, b2.
-    np.testing.assert_array_equal(buffer, np.concatenate([expected[k].ravel() for k in ["W1", "W2", "b1", "b2"]]))
+    # Same layout as theta: W1, W2 (column-major), b1, b2.
+    np.testing.assert_array_equal(buffer, np.concatenate([expected[k].ravel(order="F")
+                                                          for k in ["W1", "W2", "b1", "b2"]]))
 
 
 def test_loss_is_the_output_layer_loss():

@@ -36,3 +36,27 @@ def test_readme_names_the_test_command_that_ci_runs():
     assert 'pip install -e ".[test]" && python -m pytest' in text
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install -q -e ".[test' in ci and "python -m pytest" in ci
+
+
+def test_the_scikit_learn_example_runs(tmp_path, monkeypatch):
+    (block,) = [b for b in python_blocks() if "FFNNClassifier" in b and "GridSearchCV" in b]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(block, namespace)
+    assert (tmp_path / "digits.joblib").exists()
+    assert namespace["search"].best_score_ > 0.9
+    assert len(namespace["clf"].validation_loss_curve_) == namespace["clf"].n_iter_
+
+
+def test_the_python_api_example_runs_on_a_small_dataset(monkeypatch, tmp_path):
+    (block,) = [b for b in python_blocks() if "ffnn.datasets.load(\"fashion_mnist\")" in b]
+    import ffnn
+
+    digits = ffnn.datasets.load("digits")
+    monkeypatch.setattr(ffnn.datasets, "load", lambda name, **kw: digits)
+    monkeypatch.chdir(tmp_path)
+    block = block.replace("[784, 128, 128, 10]", "[64, 32, 10]").replace("epochs=10", "epochs=2")
+    namespace = {}
+    exec(block, namespace)
+    assert set(namespace["grads"]) == {"W1", "W2", "b1", "b2"}
+    assert (tmp_path / "model.safetensors").exists()

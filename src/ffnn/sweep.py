@@ -957,25 +957,9 @@ def cmd_sweep(args):
 
 def main(argv=None):
     """``python -m ffnn.sweep SWEEP.yaml ...``: the same as ``ffnn sweep``."""
-    from .cli import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+    from .cli import main as ffnn_main
 
-    parser = _Parser(prog="ffnn")
-    parser.add_argument("--debug", action="store_true")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    add_parser(sub)
-    args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args) or 0
-    except FFNNError as exc:
-        if args.debug:
-            raise
-        print(f"ffnn: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("ffnn: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return ffnn_main(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

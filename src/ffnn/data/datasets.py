@@ -343,14 +343,17 @@ def _read_split(images_path, labels_path, n_classes):
 def _assemble_idx(name, paths, dtype):
     class_names = list(_IDX_SETS[name])
     train_img, train_lab, test_img, test_lab = paths
-    X_train, y_train = _read_split(train_img, train_lab, len(class_names))
-    X_test, y_test = _read_split(test_img, test_lab, len(class_names))
     scaling = Scaling(offset=0.0, scale=255.0)  # pixels 0..255 -> [0, 1]
+    # Each split is converted as soon as it is read, so only one split's raw bytes are ever held.
+    X_train, y_train = _read_split(train_img, train_lab, len(class_names))
+    X_train = scaling._transform_inplace(X_train.astype(dtype))
+    X_test, y_test = _read_split(test_img, test_lab, len(class_names))
+    X_test = scaling._transform_inplace(X_test.astype(dtype))
     return Dataset(
         name=name,
-        X_train=scaling._transform_inplace(X_train.astype(dtype)),
+        X_train=X_train,
         y_train=y_train,
-        X_test=scaling._transform_inplace(X_test.astype(dtype)),
+        X_test=X_test,
         y_test=y_test,
         class_names=class_names,
         task="classification",
