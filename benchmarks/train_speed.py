@@ -12,10 +12,6 @@ float32 matrix-product peak measured here, test accuracy after the same epochs, 
 
 import argparse
 import os
-
-# Epochs of the libraries alternate in one process: PyTorch's idle OpenMP threads must not spin on the cores
-# while the next library runs, or whoever follows PyTorch is timed against a busy machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import sys
@@ -154,6 +150,15 @@ class SklearnRunner:
         return float(np.mean(self.predict(X) == y))
 
 
+def cool_down():
+    """Let the last library's idle worker threads (OpenMP's, OpenBLAS's) stop spinning before the next one is
+    timed; each library keeps its own thread settings while it runs."""
+    time.sleep(COOL_DOWN)
+
+
+COOL_DOWN = 0.5  # seconds, longer than OpenMP's default 200 ms spin before idle threads sleep
+
+
 def median_range(values):
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -169,10 +174,12 @@ def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
     for _ in range(epochs):
         for r in runners:  # alternate, so noise hits everyone alike
             times[r.name].append(_timed(lambda: r.epoch(X, y)))
+            cool_down()
     pred = {r.name: [] for r in runners}
     for _ in range(5):
         for r in runners:
             pred[r.name].append(_timed(lambda: r.predict(Xt)))
+            cool_down()
     med = {k: statistics.median(v) for k, v in times.items()}
     gflops = epoch_flops(sizes, X.shape[0]) / med["ffnn"] / 1e9
     label = f"{'-'.join(map(str, sizes))} B{batch} {opt}"
@@ -198,6 +205,8 @@ def main(argv=None):
     epochs = args.epochs
     if args.quick:
         X, y, Xt, yt, configs, epochs = X[:3000], y[:3000], Xt[:1000], yt[:1000], CONFIGS[2:4], 2
+        global COOL_DOWN
+        COOL_DOWN = 0.0
     libraries = []
     try:
         import torch

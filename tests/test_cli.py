@@ -525,3 +525,12 @@ def test_python_dash_m_exit_codes(tmp_path):
     version = ffnn_cmd("--version")
     assert version.returncode == 0 and ffnn.__version__ in version.stdout
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_a_single_class_csv_is_one_error_line(capsys, tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{2 * i},x\n" for i in range(40)))
+    code, out, err = run(capsys, "train", "-d", str(path), "--target", "label", "-e", "1", "--output-dir",
+                         str(tmp_path / "runs"))
+    line = assert_one_error_line(code, err)
+    assert "single class" in line and "at least two" in line

@@ -57,6 +57,10 @@ def new_run_dir(config):
 def build_network(config, dataset):
     """The Network a config describes for a dataset: sizes from the data, output and loss from the task."""
     classification = dataset.task == "classification"
+    if classification and dataset.n_outputs < 2:
+        from .errors import DataError
+        raise DataError(f"dataset {dataset.name!r} has a single class ({dataset.class_names[0]!r}); a classifier "
+                        "needs at least two classes")
     output = config.output or ("softmax" if classification else "linear")
     loss = config.loss or ("cross_entropy" if classification else "squared_error")
     if not classification and output == "softmax":
