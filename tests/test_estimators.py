@@ -17,6 +17,8 @@ from ffnn import Network
 from ffnn.errors import ConfigError, DataError
 from ffnn.estimators import FFNNClassifier, FFNNRegressor, weighted_output_layer
 from ffnn.gradcheck import check_gradients, random_problem
+from ffnn.optimizers import get_optimizer
+from ffnn.training import Trainer
 
 # Quiet where a short max_iter is the point of the test.
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -24,7 +26,11 @@ no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.
 
 # -- scikit-learn's own estimator checks ------------------------------------------------------------------------
 @no_convergence_warning
-@parametrize_with_checks([FFNNClassifier(max_iter=50), FFNNRegressor(max_iter=50)])
+@parametrize_with_checks([FFNNClassifier(max_iter=50), FFNNRegressor(max_iter=50),
+                          FFNNClassifier(max_iter=50, lr_schedule="cosine", decoupled_weight_decay=True,
+                                         label_smoothing=0.1),
+                          FFNNRegressor(max_iter=50, lr_schedule="step", lr_schedule_params={"step_size": 5},
+                                        decoupled_weight_decay=True)])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -483,6 +489,21 @@ def test_regressor_pickles(tmp_path):
     ({"n_iter_no_change": 0}, "n_iter_no_change"),
     ({"dtype": "float16"}, "dtype"),
     ({"random_state": "seed"}, "random_state"),
+    ({"lr_schedule": "linear"}, "lr_schedule must be one of constant"),
+    ({"lr_schedule": None}, "lr_schedule"),
+    ({"lr_schedule_params": [0.5]}, "lr_schedule_params must be a dict"),
+    ({"lr_schedule_params": {"gamma": 0.5}}, "constant schedule does not take 'gamma'"),
+    ({"lr_schedule_params": {"min_factor": 0.1}, "lr_schedule": "step"}, "step schedule does not take"),
+    ({"lr_schedule_params": {"gamma": 1.5}, "lr_schedule": "exponential"}, "gamma"),
+    ({"lr_schedule_params": {"gamma": 0}, "lr_schedule": "plateau"}, "gamma"),
+    ({"lr_schedule_params": {"step_size": 0}, "lr_schedule": "step"}, "step_size"),
+    ({"lr_schedule_params": {"patience": 1.5}, "lr_schedule": "plateau"}, "patience"),
+    ({"lr_schedule_params": {"epochs": 0}, "lr_schedule": "cosine"}, "epochs"),
+    ({"lr_schedule_params": {"min_factor": 2.0}, "lr_schedule": "cosine"}, "min_factor"),
+    ({"decoupled_weight_decay": "yes"}, "decoupled_weight_decay"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"label_smoothing": -0.1}, "label_smoothing"),
+    ({"label_smoothing": "0.1"}, "label_smoothing"),
 ])
 def test_bad_parameters_are_refused_at_fit(params, match):
     clf = FFNNClassifier(**params)  # __init__ only stores
@@ -497,3 +518,243 @@ def test_no_hidden_layer_is_allowed():
     clf = FFNNClassifier(hidden_layer_sizes=(), learning_rate=0.05, random_state=0).fit(X, y)
     assert clf.network_.sizes == [4, 3]
     assert clf.score(X, y) > 0.9
+
+
+def test_regressor_refuses_bad_schedules_and_has_no_label_smoothing():
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        FFNNRegressor(lr_schedule="warmup").fit(*regression(20))
+    with pytest.raises(ConfigError, match="decoupled_weight_decay"):
+        FFNNRegressor(decoupled_weight_decay=1).fit(*regression(20))
+    assert "label_smoothing" not in FFNNRegressor().get_params()
+    with pytest.raises(TypeError):
+        FFNNRegressor(label_smoothing=0.1)
+
+
+# -- learning-rate schedules -------------------------------------------------------------------------------------
+class RecordRates:
+    def __init__(self):
+        self.rates = []
+
+    def on_epoch_end(self, trainer, row):
+        self.rates.append(row["learning_rate"])
+
+
+@pytest.mark.parametrize("schedule, params, rate", [
+    ("constant", None, lambda t: 1.0),
+    ("step", {"step_size": 2, "gamma": 0.5}, lambda t: 0.5 ** (t // 2)),
+    ("exponential", {"gamma": 0.8}, lambda t: 0.8 ** t),
+    ("cosine", None, lambda t: (1 + math.cos(math.pi * t / 6)) / 2),  # over max_iter = 6 epochs
+    ("cosine", {"min_factor": 0.2}, lambda t: 0.2 + 0.8 * (1 + math.cos(math.pi * t / 6)) / 2),
+    ("cosine", {"epochs": 3}, lambda t: (1 + math.cos(math.pi * min(t, 3) / 3)) / 2),
+])
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator, data", [(FFNNClassifier, blobs), (FFNNRegressor, regression)])
+def test_schedule_sets_the_learning_rate_of_every_epoch(Estimator, data, schedule, params, rate):
+    record = RecordRates()
+    est = Estimator(hidden_layer_sizes=(4,), optimizer="sgd", learning_rate=0.1, max_iter=6, n_iter_no_change=100,
+                    lr_schedule=schedule, lr_schedule_params=params, random_state=0)
+    est.fit(*data(60), callbacks=[record])
+    np.testing.assert_allclose(record.rates, [0.1 * rate(t) for t in range(6)], rtol=1e-12)
+    assert est.lr_schedule_params is params  # not modified by fit
+
+
+@no_convergence_warning
+def test_schedule_changes_the_trained_model():
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(8,), optimizer="sgd", learning_rate=0.1, max_iter=5, random_state=0)
+    constant = FFNNClassifier(**params).fit(X, y)
+    decayed = FFNNClassifier(lr_schedule="exponential", lr_schedule_params={"gamma": 0.5}, **params).fit(X, y)
+    assert constant.loss_curve_[0] == decayed.loss_curve_[0]  # epoch 0 runs at the base rate in both
+    assert constant.loss_curve_[1:] != decayed.loss_curve_[1:]
+
+
+def plateau_rates(losses, base, gamma, patience, min_factor):
+    # ffnn.schedules.Plateau re-derived: the rate of epoch t + 1 follows the losses of epochs 0..t.
+    factor, best, wait, rates = 1.0, math.inf, 0, [base]
+    for loss in losses[:-1]:
+        if loss < best:
+            best, wait = loss, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                factor, wait = max(factor * gamma, min_factor), 0
+        rates.append(base * factor)
+    return rates
+
+
+@no_convergence_warning
+def test_plateau_follows_the_validation_loss():
+    X, y = iris()
+    rng = np.random.default_rng(0)
+    # Validation labels unrelated to X: the validation loss soon stops improving while training goes on.
+    X_val, y_val = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    record = RecordRates()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), optimizer="sgd", learning_rate=0.2, max_iter=15,
+                         n_iter_no_change=100, lr_schedule="plateau",
+                         lr_schedule_params={"patience": 2, "gamma": 0.5, "min_factor": 0.1}, random_state=0)
+    clf.fit(X, y, validation_data=(X_val, y_val), callbacks=[record])
+    expected = plateau_rates(clf.validation_loss_curve_, 0.2, 0.5, 2, 0.1)
+    np.testing.assert_allclose(record.rates, expected, rtol=1e-12)
+    assert min(record.rates) < 0.2
+
+
+@no_convergence_warning
+def test_plateau_without_validation_follows_the_training_loss():
+    X, y = iris()
+    record = RecordRates()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), optimizer="sgd", learning_rate=5.0, max_iter=15,
+                         n_iter_no_change=100, lr_schedule="plateau",
+                         lr_schedule_params={"patience": 1, "gamma": 0.5}, random_state=0)
+    clf.fit(X, y, callbacks=[record])
+    expected = plateau_rates(clf.loss_curve_, 5.0, 0.5, 1, 1e-3)
+    np.testing.assert_allclose(record.rates, expected, rtol=1e-12)
+    assert min(record.rates) < 5.0
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("schedule, params", [("step", {"step_size": 1, "gamma": 0.5}), ("cosine", None),
+                                              ("exponential", {"gamma": 0.7})])
+def test_partial_fit_uses_the_rate_of_epoch_n_iter(schedule, params):
+    # Each partial_fit call runs the epoch n_iter_ of the schedule, so three calls are one three-epoch fit.
+    X, y = iris()
+    est = dict(hidden_layer_sizes=(16,), batch_size=32, max_iter=3, lr_schedule=schedule,
+               lr_schedule_params=params, random_state=0)
+    fitted = FFNNClassifier(**est).fit(X, y)
+    stepped = FFNNClassifier(**est)
+    for _ in range(3):
+        stepped.partial_fit(X, y, classes=[0, 1, 2])
+    assert stepped.loss_curve_ == fitted.loss_curve_
+    np.testing.assert_array_equal(stepped.predict_proba(X), fitted.predict_proba(X))
+    constant = FFNNClassifier(**{**est, "lr_schedule": "constant", "lr_schedule_params": None})
+    for _ in range(3):
+        constant.partial_fit(X, y, classes=[0, 1, 2])
+    assert constant.loss_curve_[2] != stepped.loss_curve_[2]
+
+
+@no_convergence_warning
+def test_warm_start_fit_restarts_the_schedule():
+    X, y = iris()
+    record = RecordRates()
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=3, n_iter_no_change=100, warm_start=True,
+                         lr_schedule="exponential", lr_schedule_params={"gamma": 0.5}, random_state=0)
+    clf.fit(X, y, callbacks=[record])
+    clf.fit(X, y, callbacks=[record])
+    np.testing.assert_allclose(record.rates, [3e-3, 1.5e-3, 7.5e-4] * 2)
+
+
+# -- decoupled weight decay --------------------------------------------------------------------------------------
+@no_convergence_warning
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_weight_decay_of_one_full_batch_sgd_epoch_by_hand(decoupled):
+    X, y = iris()
+    eta, lam = 0.5, 0.1
+    clf = FFNNClassifier(hidden_layer_sizes=(5,), activation="tanh", init="xavier", optimizer="sgd",
+                         learning_rate=eta, batch_size=X.shape[0], max_iter=1, weight_decay=lam,
+                         decoupled_weight_decay=decoupled, random_state=0).fit(X, y)
+    # The same initial weights: the estimator seeds its Network with default_rng(random_state).
+    net = Network([4, 5, 3], activation="tanh", output="softmax", loss="cross_entropy", init="xavier",
+                  dtype="float64", seed=np.random.default_rng(0))
+    _, cache = net.forward_propagation(X)
+    grad = np.empty(net.n_params)
+    net.back_propagation(cache, y, out=grad)
+    theta, n_w = net.theta.copy(), net.n_weights
+    if decoupled:
+        # W <- (W - eta grad_W) (1 - eta lambda); b <- b - eta grad_b
+        expected = theta - eta * grad
+        expected[:n_w] *= 1 - eta * lam
+    else:
+        # L2: W <- W - eta (grad_W + lambda W)
+        expected = theta - eta * grad
+        expected[:n_w] -= eta * lam * theta[:n_w]
+    np.testing.assert_allclose(clf.network_.theta, expected, rtol=1e-10, atol=1e-12)
+
+
+@no_convergence_warning
+def test_decoupled_weight_decay_follows_the_scheduled_rate():
+    # Epoch 1 of a step schedule runs at eta_1 = eta / 2 and decays by 1 - eta_1 lambda: start it from the weights
+    # of a one-epoch fit with the same seed.
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(), optimizer="sgd", batch_size=X.shape[0], weight_decay=0.2,
+                  decoupled_weight_decay=True, learning_rate=0.5, random_state=0)
+    one = FFNNClassifier(max_iter=1, **params).fit(X, y)
+    two = FFNNClassifier(max_iter=2, lr_schedule="step", lr_schedule_params={"step_size": 1, "gamma": 0.5},
+                         **params).fit(X, y)
+    net = one.network_
+    _, cache = net.forward_propagation(X)
+    grad = np.empty(net.n_params)
+    net.back_propagation(cache, y, out=grad)
+    expected = net.theta - 0.25 * grad
+    expected[:net.n_weights] *= 1 - 0.25 * 0.2
+    np.testing.assert_allclose(two.network_.theta, expected, rtol=1e-10, atol=1e-12)
+
+
+# -- label smoothing --------------------------------------------------------------------------------------------
+@no_convergence_warning
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_label_smoothing_equals_the_trainer_on_smoothed_targets(optimizer):
+    X, y = iris()
+    s, lr, wd = 0.2, 0.05, 1e-3
+    clf = FFNNClassifier(hidden_layer_sizes=(6,), activation="tanh", init="xavier", optimizer=optimizer,
+                         learning_rate=lr, batch_size=16, max_iter=4, n_iter_no_change=100, weight_decay=wd,
+                         label_smoothing=s, random_state=0).fit(X, y)
+    rng = np.random.default_rng(0)
+    net = Network([4, 6, 3], activation="tanh", output="softmax", loss="cross_entropy", init="xavier",
+                  dtype="float64", seed=rng)
+    history = Trainer(net, get_optimizer(optimizer, lr), epochs=4, batch_size=16, weight_decay=wd, seed=rng,
+                      label_smoothing=s, verbose=0).fit(X, y)
+    np.testing.assert_allclose(clf.network_.theta, net.theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(clf.loss_curve_, history["loss"], rtol=1e-9)
+    plain = FFNNClassifier(**{**clf.get_params(), "label_smoothing": 0.0}).fit(X, y)
+    assert not np.allclose(plain.network_.theta, clf.network_.theta)
+
+
+def test_label_smoothing_with_weights_equals_smoothed_soft_targets_by_hand():
+    # Packed training targets are (1 - s) e(l) + s / k with the weight column kept.
+    X, y = iris()
+    clf = FFNNClassifier(label_smoothing=0.3)
+    clf._init_targets(y, None, None)
+    w = np.linspace(0.5, 2, y.shape[0])
+    packed = clf._pack(y, w, np.float64)
+    train = clf._pack_train(y, w, np.float64, packed)
+    np.testing.assert_allclose(train[:, :-1], 0.7 * np.eye(3)[y] + 0.1)
+    np.testing.assert_array_equal(train[:, -1], w)
+    np.testing.assert_array_equal(packed[:, :-1], np.eye(3)[y])
+
+
+def test_weighted_layer_with_soft_targets_is_the_soft_cross_entropy():
+    layer = weighted_output_layer(Network([1, 3]).output_layer, soft_targets=True)
+    a = np.array([[0.0, 1.0, 2.0], [1.0, -1.0, 0.5]])
+    y_hat = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
+    t = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    w = np.array([1.0, 3.0])
+    per_row = -np.sum(t * np.log(y_hat), axis=1)
+    assert layer.loss(a, y_hat, pack(t, w)) == pytest.approx(np.dot(w, per_row) / 4)
+    np.testing.assert_allclose(layer.grad_a(a, y_hat, pack(t, w)), (y_hat - t) * w[:, None] / 4)
+
+
+@no_convergence_warning
+def test_label_smoothing_validation_uses_the_true_labels():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=20, label_smoothing=0.3, random_state=0)
+    clf.fit(X, y, validation_data=(X, y))
+    # The validation loss of the last epoch is the cross-entropy of the final model against the true labels.
+    assert clf.validation_loss_curve_[-1] == pytest.approx(log_loss(y, clf.predict_proba(X)), rel=1e-9)
+    assert clf.validation_scores_[-1] == pytest.approx(clf.score(X, y))
+    # The training loss is against the smoothed targets, whose entropy bounds it from below.
+    k, s = 3, 0.3
+    smoothed = (1 - s) * np.eye(k)[y] + s / k
+    entropy = -np.mean(np.sum(smoothed * np.log(smoothed), axis=1))
+    assert min(clf.loss_curve_) > entropy
+
+
+@no_convergence_warning
+def test_label_smoothing_with_early_stopping_validates_on_true_labels():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=30, early_stopping=True, label_smoothing=0.2,
+                         random_state=0).fit(X, y)
+    train_rows, val_rows = clf._split(y)
+    best = int(np.argmin(clf.validation_loss_curve_))
+    assert clf.best_loss_ == clf.validation_loss_curve_[best]
+    # The kept weights are those of the best epoch: their loss on the held-out rows, against the true labels.
+    assert clf.best_loss_ == pytest.approx(log_loss(y[val_rows], clf.predict_proba(X[val_rows]), labels=[0, 1, 2]),
+                                           rel=1e-9)

@@ -10,12 +10,15 @@ What they add over ``MLPClassifier``/``MLPRegressor``:
 - ``validation_loss_curve_`` and ``validation_scores_`` whenever there is a validation set;
 - ``fit(X, y, validation_data=(X_val, y_val[, sample_weight_val]))``: early stopping on a set you choose;
 - ``fit(..., callbacks=[...])`` with ffnn's Trainer callbacks, and a tqdm progress bar when ``verbose``;
-- dropout, and a choice of initialisation and of optimizer (sgd, momentum, nag, rmsprop, adam, nadam).
+- dropout, and a choice of initialisation and of optimizer (sgd, momentum, nag, rmsprop, adam, nadam);
+- learning-rate schedules (step, exponential, cosine, plateau), decoupled (AdamW-style) weight decay and, for
+  classes, label smoothing.
 
 Sample weights give the weighted batch mean of the loss, ``sum_i w_i l_i / sum_i w_i`` (scikit-learn's MLP uses
 the same normalisation), so weights of all ones change nothing and only their ratios matter.
 """
 
+import inspect
 import math
 import warnings
 
@@ -35,6 +38,7 @@ from .io import network_from
 from .network import DTYPES, Network
 from .optimizers import get_optimizer
 from .outputs import OutputLayer
+from .schedules import SCHEDULES, Cosine, Schedule, get_schedule
 from .training import Trainer
 
 try:
@@ -48,30 +52,36 @@ except ImportError:  # scikit-learn < 1.6
 # The Trainer shuffles X and y together and hands each batch's y to the output layer, so the weights travel as
 # the last column of the targets: y_packed = [targets | w], with one-hot targets for classes.
 
-def _per_example_loss(name, a, y_hat, t):
-    """l_i for every row: cross-entropy -log y_hat_i[l_i], or squared error sum_j (y_hat_ij - t_ij)^2."""
+def _per_example_loss(name, a, y_hat, t, soft_targets=False):
+    """l_i for every row: cross-entropy -sum_j t_ij log y_hat_ij (-log y_hat_i[l_i] for one-hot t), or squared
+    error sum_j (y_hat_ij - t_ij)^2."""
     if name == "cross_entropy":
-        p = np.einsum("ij,ij->i", t, y_hat)
-        if p.min() > 1e-30:
-            return -np.log(p)
-        # Some probability underflowed: -log y_hat_l = log sum_j exp(a_j) - a_l stays finite.
+        if not soft_targets:
+            p = np.einsum("ij,ij->i", t, y_hat)
+            if p.min() > 1e-30:
+                return -np.log(p)
+        # -sum_j t_j log y_hat_j = log sum_j exp(a_j) - sum_j t_j a_j for targets summing to one; finite even
+        # where some probability underflowed.
         m = a.max(axis=1, keepdims=True)
         return np.log(np.exp(a - m).sum(axis=1)) + m[:, 0] - np.sum(t * a, axis=1)
     diff = y_hat - t
     return np.sum(diff * diff, axis=1)
 
 
-def weighted_output_layer(base):
+def weighted_output_layer(base, soft_targets=False):
     """``base`` with the loss ``sum_i w_i l_i / sum_i w_i`` for targets packed as ``[targets | w]``.
 
     Each row of grad_aL depends on its own example only, so the weighted gradient is the core one with row i
     scaled by ``N w_i / sum w`` (the core gradient already carries the 1/N of the batch mean).
+    ``soft_targets``: the class targets may be any distributions (label smoothing), not only one-hot rows.
     """
 
     def loss(a, y_hat, y):
         t, w = y[:, :-1], y[:, -1]
         total = w.sum()
-        return float(np.dot(w, _per_example_loss(base.loss_name, a, y_hat, t)) / total) if total > 0 else 0.0
+        if not total > 0:
+            return 0.0
+        return float(np.dot(w, _per_example_loss(base.loss_name, a, y_hat, t, soft_targets)) / total)
 
     def grad_a(a, y_hat, y, out=None):
         t, w = y[:, :-1], y[:, -1]
@@ -83,11 +93,39 @@ def weighted_output_layer(base):
     return OutputLayer(base.output, base.loss_name, base.O, loss, grad_a)
 
 
+class _EstimatorSchedule(Schedule):
+    """A core schedule seen from one Trainer: the Trainer's epoch e is epoch ``offset + e`` of the schedule
+    (``offset`` is ``n_iter_`` for ``partial_fit``, 0 for ``fit``), and cosine stays at its minimum after its
+    last epoch. The Trainer's own ``observe`` (training loss) is ignored: the estimator's monitor feeds the
+    schedule the loss it monitors."""
+
+    name = "estimator"
+
+    def __init__(self, inner, offset=0):
+        self.inner, self.offset = inner, int(offset)
+
+    def rate(self, epoch):
+        t = self.offset + epoch
+        if isinstance(self.inner, Cosine):
+            t = min(t, self.inner.epochs)
+        return self.inner.rate(t)
+
+    def observe(self, loss):
+        pass
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)
+
+
 class _Monitor:
     """Trainer callback: loss curves, validation scores, the convergence / early-stopping rule, the progress bar."""
 
-    def __init__(self, estimator, net, loss, validation, early_stopping, check_convergence, bar):
+    def __init__(self, estimator, net, loss, validation, early_stopping, check_convergence, bar, schedule):
         self.est, self.net, self.loss = estimator, net, loss
+        self.schedule = schedule                # observes the validation loss when there is one, else training
         self.validation = validation            # (X_val, y_packed_val) or None
         self.early_stopping = early_stopping
         self.check_convergence = check_convergence
@@ -101,6 +139,7 @@ class _Monitor:
         est.loss_curve_.append(row["loss"])
         postfix = {"loss": f"{row['loss']:.4g}"}
         monitored = row["loss"]
+        observed = row["loss"]
         if self.validation is not None:
             X_val, y_val = self.validation
             y_hat, cache = self.net.forward_propagation(X_val, self.cache)
@@ -108,8 +147,10 @@ class _Monitor:
             est.validation_loss_curve_.append(val_loss)
             est.validation_scores_.append(est._validation_score(y_hat, y_val))
             postfix["val_loss"] = f"{val_loss:.4g}"
+            observed = val_loss
             if self.early_stopping:
                 monitored = val_loss
+        self.schedule.observe(observed)
         # scikit-learn's rule: an epoch counts as an improvement when it beats the best by more than tol.
         if monitored < est.best_loss_ - est.tol:
             est._no_improvement_count = 0
@@ -135,7 +176,7 @@ class _BaseFFNN(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes, activation, *, optimizer, learning_rate, optimizer_params, batch_size,
                  max_iter, weight_decay, dropout, init, early_stopping, validation_fraction, n_iter_no_change, tol,
-                 warm_start, dtype, random_state, verbose):
+                 warm_start, dtype, random_state, verbose, lr_schedule, lr_schedule_params, decoupled_weight_decay):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -154,6 +195,9 @@ class _BaseFFNN(BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.lr_schedule = lr_schedule
+        self.lr_schedule_params = lr_schedule_params
+        self.decoupled_weight_decay = decoupled_weight_decay
 
     # -- parameters ------------------------------------------------------------------------------------------
     def _check_params(self):
@@ -181,9 +225,41 @@ class _BaseFFNN(BaseEstimator):
                               f"got {self.optimizer_params!r}")
         if self.init != "auto":
             get_initializer(self.init)
+        if not isinstance(self.decoupled_weight_decay, (bool, np.bool_)):
+            raise ConfigError(f"decoupled_weight_decay must be True or False; got {self.decoupled_weight_decay!r}")
+        self._check_schedule()
         # Builds (and so checks) the optimizer: name, learning_rate and hyperparameters.
         optimizer = get_optimizer(self.optimizer, self.learning_rate, **(self.optimizer_params or {}))
         return hidden, optimizer
+
+    def _check_schedule(self):
+        """lr_schedule names a schedule; lr_schedule_params holds only that schedule's arguments, in range."""
+        if not isinstance(self.lr_schedule, str) or self.lr_schedule.lower() not in SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {self.lr_schedule!r}")
+        params = self.lr_schedule_params
+        if params is not None and not isinstance(params, dict):
+            raise ConfigError(f"lr_schedule_params must be a dict such as {{'gamma': 0.5, 'step_size': 10}} or None; "
+                              f"got {params!r}")
+        name = self.lr_schedule.lower()
+        allowed = [p for p in inspect.signature(SCHEDULES[name].__init__).parameters
+                   if p not in ("self", "_")]
+        for key, value in (params or {}).items():
+            if key not in allowed:
+                raise ConfigError(f"lr_schedule_params: the {name} schedule does not take {key!r}; it takes "
+                                  f"{', '.join(allowed) or 'nothing'}")
+            if key in ("step_size", "patience", "epochs"):
+                _check_int(f"lr_schedule_params['{key}']", value, 1)
+            elif key == "gamma" and not (_is_number(value) and 0 < value <= 1):
+                raise ConfigError(f"lr_schedule_params['gamma'] must be a number in (0, 1]; got {value!r}")
+            elif key == "min_factor" and not (_is_number(value) and 0 <= value <= 1):
+                raise ConfigError(f"lr_schedule_params['min_factor'] must be a number in [0, 1]; got {value!r}")
+
+    def _new_schedule(self):
+        """The schedule of one ``fit``: cosine runs over ``max_iter`` epochs unless lr_schedule_params says else."""
+        params = dict(self.lr_schedule_params or {})
+        if self.lr_schedule.lower() == "cosine":
+            params.setdefault("epochs", int(self.max_iter))
+        return get_schedule(self.lr_schedule, **params)
 
     def _init_name(self):
         if self.init != "auto":
@@ -200,7 +276,8 @@ class _BaseFFNN(BaseEstimator):
         w = self._check_weights(sample_weight, X)
         if first_pass:
             self._init_targets(y, w, classes)
-        y_packed = self._pack(y, w, dtype)
+        y_packed = self._pack(y, w, dtype)              # true targets: validation
+        y_train = self._pack_train(y, w, dtype, y_packed)  # what the loss is trained against
 
         early_stopping = bool(self.early_stopping) and not incremental
         validation, train_rows = None, None
@@ -224,6 +301,10 @@ class _BaseFFNN(BaseEstimator):
             self.validation_scores_ = None
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = optimizer
+        if not incremental or not hasattr(self, "_schedule"):
+            self._schedule = self._new_schedule()
+        # The Trainer takes the optimizer's rate as the base of the schedule; the last epoch left a scheduled one.
+        self._optimizer.learning_rate = optimizer.learning_rate
         if not incremental or first_pass:
             self.best_loss_ = math.inf
             self._no_improvement_count = 0
@@ -237,16 +318,18 @@ class _BaseFFNN(BaseEstimator):
         net.dropout = float(self.dropout)
         epochs = 1 if incremental else int(self.max_iter)
         core_layer = net.output_layer
-        weighted = weighted_output_layer(core_layer)
+        weighted = weighted_output_layer(core_layer, soft_targets=y_train is not y_packed)
         bar = tqdm(total=epochs, desc=type(self).__name__, unit="epoch", leave=True) if self.verbose else None
         monitor = _Monitor(self, net, weighted.loss, validation, early_stopping,
-                           check_convergence=not incremental, bar=bar)
+                           check_convergence=not incremental, bar=bar, schedule=self._schedule)
+        schedule = _EstimatorSchedule(self._schedule, offset=self.n_iter_ if incremental else 0)
         trainer = Trainer(net, self._optimizer, epochs=epochs, batch_size=min(int(self.batch_size), n_train),
                           weight_decay=float(self.weight_decay), seed=self._rng,
-                          callbacks=[monitor, *callbacks], verbose=0)
+                          callbacks=[monitor, *callbacks], verbose=0, schedule=schedule,
+                          decoupled_weight_decay=bool(self.decoupled_weight_decay))
         net.output_layer = weighted
         try:
-            trainer.fit(X, y_packed, rows=train_rows)
+            trainer.fit(X, y_train, rows=train_rows)
         finally:
             net.output_layer = core_layer
             if bar is not None:
@@ -261,6 +344,10 @@ class _BaseFFNN(BaseEstimator):
                           f"loss stopped improving by more than tol={self.tol}; raise max_iter or the "
                           "learning_rate", ConvergenceWarning)
         return self
+
+    def _pack_train(self, y, w, dtype, y_packed):
+        """The packed training targets; the true ones unless a subclass smooths them."""
+        return y_packed
 
     def _check_weights(self, sample_weight, X):
         w = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -331,6 +418,21 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
         Epochs (passes over the training data) at most.
     weight_decay : float, default=7e-3
         L2 penalty (weight_decay / 2) ||W||^2 added to the batch-mean loss; biases are not decayed.
+    decoupled_weight_decay : bool, default=False
+        Apply weight_decay AdamW-style instead: ``W <- W (1 - eta weight_decay)`` after each optimizer step, with
+        eta the (scheduled) learning rate of that step, and no L2 term in the gradient.
+    lr_schedule : {'constant', 'step', 'exponential', 'cosine', 'plateau'}, default='constant'
+        Learning rate of each epoch t (0-based): eta_t = learning_rate * rate(t), from :mod:`ffnn.schedules`:
+        step ``gamma^floor(t / step_size)``, exponential ``gamma^t``, cosine
+        ``min_factor + (1 - min_factor) (1 + cos(pi t / epochs)) / 2``, plateau multiplies the rate by gamma
+        after ``patience`` epochs without a lower loss (the validation loss when there is a validation set, the
+        training loss otherwise). Each ``fit`` runs the schedule from t = 0 over its own epochs (cosine over
+        ``max_iter`` epochs, then staying at its minimum); ``partial_fit`` uses t = ``n_iter_``, the epochs run so
+        far, with one schedule (and plateau record) kept across calls.
+    lr_schedule_params : dict, optional
+        The schedule's arguments, e.g. ``{'step_size': 10, 'gamma': 0.5}``: step (step_size, gamma), exponential
+        (gamma), cosine (epochs, min_factor), plateau (gamma, patience, min_factor); unset ones take the
+        defaults of :mod:`ffnn.schedules`.
     dropout : float, default=0.0
         Probability of dropping each hidden unit at each training step (inverted dropout; predictions use every
         unit).
@@ -353,6 +455,10 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
         Initial weights, shuffling and validation split.
     verbose : int, default=0
         1 shows a tqdm progress bar over epochs with the training and validation loss.
+    label_smoothing : float, default=0.0
+        s in [0, 1): train against the smoothed targets ``(1 - s) e(l) + s / k`` (k classes) instead of e(l).
+        ``loss_curve_`` is then the cross-entropy against the smoothed targets; ``validation_loss_curve_``,
+        ``validation_scores_`` and early stopping use the true labels.
 
     The defaults of learning_rate, batch_size and weight_decay were chosen by 5-fold cross-validation on
     scikit-learn's digits, breast_cancer and wine sets (see ``benchmarks/sklearn_compare.py``).
@@ -363,7 +469,8 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
     network_ : ffnn.Network
         The trained network (``network_.save(path)`` writes an ffnn model file).
     loss_curve_ : list of float
-        Training loss (mean cross-entropy, penalty excluded) of every epoch.
+        Training loss (mean cross-entropy against the training targets, smoothed when label_smoothing > 0;
+        penalty excluded) of every epoch.
     validation_loss_curve_, validation_scores_ : list of float or None
         Validation loss and accuracy of every epoch, when there is a validation set.
     best_loss_ : float
@@ -393,12 +500,16 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=3e-3,
                  optimizer_params=None, batch_size=100, max_iter=200, weight_decay=7e-3, dropout=0.0,
                  init="auto", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 warm_start=False, dtype="float64", random_state=None, verbose=0):
+                 warm_start=False, dtype="float64", random_state=None, verbose=0, lr_schedule="constant",
+                 lr_schedule_params=None, decoupled_weight_decay=False, label_smoothing=0.0):
         super().__init__(hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
                          optimizer_params=optimizer_params, batch_size=batch_size, max_iter=max_iter,
                          weight_decay=weight_decay, dropout=dropout, init=init, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose)
+                         warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose,
+                         lr_schedule=lr_schedule, lr_schedule_params=lr_schedule_params,
+                         decoupled_weight_decay=decoupled_weight_decay)
+        self.label_smoothing = label_smoothing
 
     def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
         """Train on (X, y).
@@ -426,6 +537,7 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
         """One epoch over (X, y), continuing from the current state; ``classes`` is required on the first call.
 
         The optimizer's state carries over between calls; early stopping and the convergence rule do not apply.
+        The learning rate is that of epoch ``n_iter_`` of ``lr_schedule``.
         """
         if not hasattr(self, "network_") and classes is None:
             raise DataError("the first call to partial_fit needs classes=, the list of every class label")
@@ -470,12 +582,29 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
                             f"known classes: {self.classes_.tolist()}")
         return idx
 
+    def _check_params(self):
+        checked = super()._check_params()
+        if not (_is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise ConfigError(f"label_smoothing must be a number in [0, 1); got {self.label_smoothing!r}")
+        return checked
+
     def _pack(self, y, w, dtype):
         idx = self._encode(y)
         packed = np.zeros((idx.shape[0], len(self.classes_) + 1), dtype)
         packed[np.arange(idx.shape[0]), idx] = 1
         packed[:, -1] = w
         return packed
+
+    def _pack_train(self, y, w, dtype, y_packed):
+        # Label smoothing: train against (1 - s) e(l) + s / k; the weight column stays as it is.
+        s = float(self.label_smoothing)
+        if s == 0:
+            return y_packed
+        smoothed = y_packed.copy()
+        k = len(self.classes_)
+        smoothed[:, :-1] *= 1 - s
+        smoothed[:, :-1] += s / k
+        return smoothed
 
     def _check_y_val(self, y_val, n):
         y_val = column_or_1d(y_val, warn=True)
@@ -496,8 +625,8 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
     predictions are mapped back, so the learning rate does not depend on the scale of y; ``loss_curve_`` and
     ``validation_loss_curve_`` are mean squared errors in those standardised units. One or several outputs.
 
-    Parameters and attributes are those of :class:`FFNNClassifier` (without ``classes_``; the validation score
-    is R^2), except for the defaults learning_rate=1e-2, batch_size=64 and weight_decay=1e-2, chosen by 5-fold
+    Parameters and attributes are those of :class:`FFNNClassifier` (without ``classes_`` and
+    ``label_smoothing``; the validation score is R^2), except for the defaults learning_rate=1e-2, batch_size=64 and weight_decay=1e-2, chosen by 5-fold
     cross-validation on scikit-learn's diabetes set and Friedman's synthetic problems.
 
     Examples
@@ -518,12 +647,15 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-2,
                  optimizer_params=None, batch_size=64, max_iter=200, weight_decay=1e-2, dropout=0.0,
                  init="auto", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 warm_start=False, dtype="float64", random_state=None, verbose=0):
+                 warm_start=False, dtype="float64", random_state=None, verbose=0, lr_schedule="constant",
+                 lr_schedule_params=None, decoupled_weight_decay=False):
         super().__init__(hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
                          optimizer_params=optimizer_params, batch_size=batch_size, max_iter=max_iter,
                          weight_decay=weight_decay, dropout=dropout, init=init, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose)
+                         warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose,
+                         lr_schedule=lr_schedule, lr_schedule_params=lr_schedule_params,
+                         decoupled_weight_decay=decoupled_weight_decay)
 
     def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
         """Train on (X, y); y of shape (n_samples,) or (n_samples, n_outputs). See :meth:`FFNNClassifier.fit`."""
