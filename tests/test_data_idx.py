@@ -183,3 +183,32 @@ def test_random_bytes_gzipped(tmp_path, blob, prefix):
     path = tmp_path / "random.gz"
     path.write_bytes(gzip.compress(blob))
     _check_random(path, blob)
+
+
+@pytest.mark.parametrize("name", ["images.idx", "images.idx.gz"])
+def test_reading_with_a_dtype_converts_while_reading(tmp_path, name):
+    images = np.random.default_rng(0).integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    path = tmp_path / name
+    write_idx(path, images)
+    converted = read_idx(path, dtype=np.float32)
+    assert converted.dtype == np.float32 and converted.shape == images.shape
+    np.testing.assert_array_equal(converted, images.astype(np.float32))
+
+
+def test_a_gzip_trailer_that_disagrees_with_the_header_is_not_trusted(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / "x.idx.gz"
+    write_idx(path, images)
+    data = bytearray(path.read_bytes())
+    data[-4:] = (10 ** 9).to_bytes(4, "little")  # a lying uncompressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError):
+        read_idx(path, dtype=np.float32)  # gzip's own length check catches it on the slow path
+
+
+def test_truncated_data_read_with_a_dtype_is_a_data_error(tmp_path):
+    path = tmp_path / "x.idx"
+    write_idx(path, np.zeros((10, 5), np.uint8))
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(DataError, match="x.idx"):
+        read_idx(path, dtype=np.float32)

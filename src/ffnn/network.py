@@ -241,7 +241,7 @@ class Network:
         return self.output_layer.loss(cache.a[self.L], cache.y_hat, y)
 
     # -- using a trained network ------------------------------------------------------------------------
-    def predict_proba(self, X, batch_size=4096):
+    def predict_proba(self, X, batch_size=1024):
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
@@ -250,14 +250,14 @@ class Network:
             out[start:start + cache.batch] = to_numpy(y_hat)
         return out
 
-    def predict(self, X, batch_size=4096):
+    def predict(self, X, batch_size=1024):
         """Class indices (argmax of y_hat) for a softmax output; the outputs y_hat for a linear one."""
         y_hat = self.predict_proba(X, batch_size)
         if self.output_layer.output == "softmax":
             return y_hat.argmax(axis=1)
         return y_hat
 
-    def evaluate(self, X, y, batch_size=4096, rows=None):
+    def evaluate(self, X, y, batch_size=1024, rows=None):
         """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over X, or over the rows
         ``rows`` (an index array) of X without copying them out."""
         X = self._check_X(X)

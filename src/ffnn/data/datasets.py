@@ -320,15 +320,16 @@ def _load_idx_set(name, data_dir, download, mirrors, dtype):
     raise DataError("; ".join(parts))
 
 
-def _read_split(images_path, labels_path, n_classes):
-    images = read_idx(images_path)
+def _read_split(images_path, labels_path, n_classes, dtype):
+    images = read_idx(images_path, dtype=dtype)  # converted while read: the raw bytes are never held in full
     labels = read_idx(labels_path)
     names = f"{images_path} and {labels_path}"
-    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(
-            f"{images_path}: images have shape {images.shape} and dtype {images.dtype}; "
-            f"expected (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}) uint8"
+            f"{images_path}: images have shape {images.shape}; expected (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})"
         )
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise DataError(f"{images_path}: pixel values range {images.min()}..{images.max()}; expected 0..255")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(
             f"{labels_path}: labels have shape {labels.shape} and dtype {labels.dtype}; expected (n,) integers"
@@ -344,11 +345,11 @@ def _assemble_idx(name, paths, dtype):
     class_names = list(_IDX_SETS[name])
     train_img, train_lab, test_img, test_lab = paths
     scaling = Scaling(offset=0.0, scale=255.0)  # pixels 0..255 -> [0, 1]
-    # Each split is converted as soon as it is read, so only one split's raw bytes are ever held.
-    X_train, y_train = _read_split(train_img, train_lab, len(class_names))
-    X_train = scaling._transform_inplace(X_train.astype(dtype))
-    X_test, y_test = _read_split(test_img, test_lab, len(class_names))
-    X_test = scaling._transform_inplace(X_test.astype(dtype))
+    # Images are converted to floats while read and each split is scaled before the next is read.
+    X_train, y_train = _read_split(train_img, train_lab, len(class_names), dtype)
+    X_train = scaling._transform_inplace(X_train)
+    X_test, y_test = _read_split(test_img, test_lab, len(class_names), dtype)
+    X_test = scaling._transform_inplace(X_test)
     return Dataset(
         name=name,
         X_train=X_train,

@@ -39,12 +39,15 @@ def _valid_codes():
     return ", ".join(f"0x{c:02x} {n}" for c, n in _CODE_NAMES.items())
 
 
-def read_idx(path):
+def read_idx(path, dtype=None):
     """Read an IDX file, raw or gzip-compressed.
 
     Parameters
     ----------
     path : str or os.PathLike
+    dtype : numpy dtype, optional
+        Convert the values to this dtype while reading, a chunk at a time, so that the file's own bytes are
+        never held in full next to the converted array (a 60,000-image set then costs its float32 size only).
 
     Returns
     -------
@@ -64,11 +67,11 @@ def read_idx(path):
             raw.seek(0)
             if is_gzip:
                 with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                    return _read(name, f, size=None)
+                    return _read(name, f, size=None, out_dtype=dtype, isize=_gzip_isize(raw))
             if name.lower().endswith(".gz"):
                 start = raw.read(4)
                 raise DataError(f"{name}: named .gz but not gzip-compressed (starts with 0x{start.hex() or 'empty'})")
-            return _read(name, raw, size=os.fstat(raw.fileno()).st_size)
+            return _read(name, raw, size=os.fstat(raw.fileno()).st_size, out_dtype=dtype)
     except DataError:
         raise
     except (OSError, EOFError, zlib.error) as e:
@@ -91,8 +94,18 @@ def _read_exactly(f, n):
     return buf
 
 
-def _read(name, f, size):
-    """Parse the stream ``f``; ``size`` is the file size for raw files, None for gzip streams."""
+def _gzip_isize(raw):
+    # The last four bytes of a gzip member: the uncompressed size modulo 2^32.
+    end = raw.seek(0, os.SEEK_END)
+    raw.seek(max(end - 4, 0))
+    isize = int.from_bytes(raw.read(4), "little") if end >= 4 else None
+    raw.seek(0)
+    return isize
+
+
+def _read(name, f, size, out_dtype=None, isize=None):
+    """Parse the stream ``f``; ``size`` is the file size for raw files, None for gzip streams (``isize`` is then
+    the size the gzip trailer announces)."""
     head = _read_exactly(f, 4)
     if len(head) < 4:
         raise DataError(f"{name}: not an IDX file ({len(head)} bytes; the header alone is at least 8)")
@@ -114,6 +127,12 @@ def _read(name, f, size):
     dtype = _CODES[code]
     expected = math.prod(dims) * dtype.itemsize
     shape = "x".join(map(str, dims))
+    header = 4 + 4 * ndim
+    # Convert while reading only when the size is known to be real: the file's size, or a gzip trailer that agrees
+    # with the header; otherwise read the bytes (as much as is really there) and convert afterwards.
+    if out_dtype is not None and expected < 2 ** 32 and (
+            (size is not None and size - header == expected) or (size is None and isize == header + expected)):
+        return _read_converted(name, f, dims, dtype, np.dtype(out_dtype), expected, shape, gzipped=size is None)
     if size is not None:
         present = size - 4 - 4 * ndim
         if present != expected:
@@ -129,9 +148,35 @@ def _read(name, f, size):
         if extra:
             _size_error(name, shape, dtype, expected, None)
     array = np.frombuffer(buf, dtype=dtype).reshape(dims)
+    if out_dtype is not None:
+        return array.astype(out_dtype)
     if dtype.itemsize > 1:
         array = array.astype(dtype.newbyteorder("="))
     return array
+
+
+def _read_converted(name, f, dims, dtype, out_dtype, expected, shape, gzipped):
+    try:
+        out = np.empty(math.prod(dims), out_dtype)
+    except MemoryError:
+        raise DataError(f"{name}: {shape} values of {out_dtype} do not fit in memory") from None
+    chunk = bytearray(_CHUNK - _CHUNK % dtype.itemsize)
+    view = memoryview(chunk)
+    done = 0
+    while done < expected:
+        want = min(len(chunk), expected - done)
+        got = 0
+        while got < want:
+            n = f.readinto(view[got:want])
+            if not n:
+                _size_error(name, shape, dtype, expected, done + got)
+            got += n
+        start = done // dtype.itemsize
+        out[start:start + want // dtype.itemsize] = np.frombuffer(chunk, dtype=dtype, count=want // dtype.itemsize)
+        done += want
+    if gzipped and f.read(1):  # reaching the end also makes gzip verify its CRC and length
+        _size_error(name, shape, dtype, expected, None)
+    return out.reshape(dims)
 
 
 def _size_error(name, shape, dtype, expected, present):
