@@ -8,7 +8,6 @@ Every error is one line on stderr and a non-zero exit; ``--debug`` shows the tra
 import argparse
 import csv
 import io
-import json
 import os
 import sys
 

@@ -13,7 +13,6 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .backend import to_numpy
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
 from .optimizers import Optimizer, get_optimizer
