@@ -410,3 +410,15 @@ def test_dropout_is_inverted_and_off_at_evaluation():
 def test_dropout_out_of_range_is_refused(bad):
     with pytest.raises(ConfigError, match="dropout"):
         Network([3, 4, 2], dropout=bad)
+
+
+def test_evaluate_on_rows_equals_evaluate_on_the_copied_rows():
+    net = Network([6, 5, 3], seed=0)
+    data = np.random.default_rng(3)
+    X, y = data.normal(size=(50, 6)).astype(np.float32), data.integers(0, 3, 50)
+    rows = np.sort(data.choice(50, size=17, replace=False))
+    on_rows = net.evaluate(X, y, batch_size=4, rows=rows)
+    copied = net.evaluate(X[rows], y[rows], batch_size=4)
+    assert on_rows["accuracy"] == copied["accuracy"]
+    assert on_rows["loss"] == pytest.approx(copied["loss"], rel=1e-6)
+    assert on_rows["loss"] != pytest.approx(net.evaluate(X, y)["loss"], rel=1e-6)
