@@ -159,6 +159,17 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         trainer.epochs = config.epochs
         if trainer.epoch >= trainer.epochs:
             log(f"{run_dir} already finished {trainer.epoch} epochs; pass a larger --epochs to train further")
+    if verbose >= 1:
+        n_train = X.shape[0] if rows is None else len(rows)
+        n_val = 0 if validation_rows is None else len(validation_rows)
+        log(f"data: {dataset.name}, {n_train} training, {n_val} validation and {len(dataset.y_test)} test examples")
+        log(f"network: {'-'.join(map(str, net.sizes))} {net.activation.name}, {net.output_layer.output} + "
+            f"{net.output_layer.loss_name}, {net.n_params:,} parameters"
+            + (f", dropout {net.dropout:g}" if net.dropout else ""))
+        settings = ", ".join([f"lr {optimizer.learning_rate:g}"] + [f"{k} {getattr(optimizer, k):g}"
+                                                                   for k in optimizer.hyperparameters])
+        log(f"training: {optimizer.name} ({settings}), {config.lr_schedule} schedule, batch {config.batch_size}, "
+            f"{config.epochs} epochs" + (f"; resuming after epoch {trainer.epoch}" if resume else ""))
     status, message = "completed", ""
     guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
     with guard:
