@@ -1,4 +1,4 @@
-"""The array module behind a device: NumPy on 'cpu', CuPy on 'cuda'.
+"""The array module behind a device: NumPy on 'cpu' (CuPy on 'cuda' is planned).
 
 The math modules call ufuncs (np.tanh, np.matmul, ... with ``out=``), which dispatch to CuPy arrays through
 NumPy's ufunc protocol; only allocation goes through the module returned here.
@@ -12,18 +12,13 @@ DEVICES = ("cpu", "cuda")
 
 
 def get_array_module(device="cpu"):
-    """NumPy for 'cpu'; CuPy for 'cuda' when it is installed and sees a GPU; a ConfigError otherwise."""
+    """NumPy for 'cpu'. The math only calls ufuncs and matmul with ``out=`` and allocates through this module,
+    so a GPU array module (CuPy) can take its place; the 'cuda' device is not finished yet and says so."""
     if device == "cpu":
         return np
     if device == "cuda":
-        try:
-            import cupy
-            if cupy.cuda.runtime.getDeviceCount() < 1:
-                raise RuntimeError("no CUDA device")
-        except Exception as exc:  # ImportError, CUDA driver errors
-            raise ConfigError(f"device 'cuda' is not available here ({exc}); install ffnn[gpu] on a machine "
-                              "with an NVIDIA GPU, or use device 'cpu'") from None
-        return cupy
+        raise ConfigError("device 'cuda' is not available in this version of ffnn (GPU training is not finished); "
+                          "use device 'cpu'")
     raise ConfigError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
 
 
