@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 import ffnn
 from ffnn import cli, runs
 from ffnn.training import History
+from callbacks import StopAtEpoch
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 DIGITS_FLAGS = ["-d", "digits", "-e", "30", "-b", "32", "-a", "relu", "-sz", "64", "-lr", "1e-3", "-q"]
@@ -264,15 +265,6 @@ def test_gradcheck_fails_for_a_broken_gradient(capsys, monkeypatch):
 
 
 # -- resume -----------------------------------------------------------------------------------------------
-class StopAtEpoch:
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, trainer):
-        if trainer.epoch + 1 == self.epoch:
-            trainer.stop_requested = True
-
-
 def tensors(run_dir):
     return load_file(os.path.join(run_dir, "model.safetensors"))
 

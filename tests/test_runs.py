@@ -10,6 +10,7 @@ from ffnn import runs
 from ffnn.config import TrainConfig
 from ffnn.errors import ConfigError, ModelFileError
 from ffnn.training import History, Trainer
+from callbacks import StopAtEpoch
 
 
 def digits_config(tmp_path, **kw):
@@ -17,17 +18,6 @@ def digits_config(tmp_path, **kw):
               "learning_rate": 2e-3, "output_dir": os.fspath(tmp_path / "runs"), "seed": 0}
     values.update(kw)
     return TrainConfig(**values)
-
-
-class StopAtEpoch:
-    """Ask the trainer to stop during epoch ``epoch`` (as Ctrl-C does)."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, trainer):
-        if trainer.epoch + 1 == self.epoch:
-            trainer.stop_requested = True
 
 
 def test_run_folder_contents(tmp_path):

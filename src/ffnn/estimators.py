@@ -626,8 +626,9 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
     ``validation_loss_curve_`` are mean squared errors in those standardised units. One or several outputs.
 
     Parameters and attributes are those of :class:`FFNNClassifier` (without ``classes_`` and
-    ``label_smoothing``; the validation score is R^2), except for the defaults learning_rate=1e-2, batch_size=64 and weight_decay=1e-2, chosen by 5-fold
-    cross-validation on scikit-learn's diabetes set and Friedman's synthetic problems.
+    ``label_smoothing``; the validation score is R^2), except for the defaults learning_rate=1e-2,
+    batch_size=64 and weight_decay=1e-2, chosen by 5-fold cross-validation on scikit-learn's diabetes set and
+    Friedman's synthetic problems.
 
     Examples
     --------
