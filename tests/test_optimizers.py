@@ -1,11 +1,24 @@
+import os
+
 import numpy as np
 import pytest
 
+from ffnn import optimizers
 from ffnn.errors import ConfigError
 from ffnn.optimizers import OPTIMIZERS, get_optimizer
 
 NAMES = ["sgd", "momentum", "nag", "rmsprop", "adam", "nadam"]
 LR = 0.1
+compiled = pytest.mark.skipif(optimizers._kernels is None, reason="ffnn was built without its C extension")
+
+
+@pytest.fixture(autouse=True, params=["numpy", "fused"])
+def update_path(request, monkeypatch):
+    """Every test here runs on the NumPy updates and again on the compiled kernels (where built)."""
+    if request.param == "fused" and optimizers._kernels is None:
+        pytest.skip("ffnn was built without its C extension")
+    monkeypatch.setattr(optimizers, "FUSED", request.param == "fused")
+    return request.param
 
 
 def initial_params():
@@ -246,3 +259,69 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(name):
     assert params["w"] is array
     assert array.dtype == np.float32
     assert np.all(array < 1)
+
+
+# -- the compiled kernels against the NumPy updates --------------------------------------------------------------
+
+def test_the_c_extension_is_built_where_required():
+    # CI sets FFNN_REQUIRE_KERNELS so that a broken build of _kernels.c cannot pass unnoticed as the fallback.
+    if not os.environ.get("FFNN_REQUIRE_KERNELS"):
+        pytest.skip("FFNN_REQUIRE_KERNELS is not set")
+    assert optimizers._kernels is not None
+
+
+def trajectory(name, dtype, fused, monkeypatch, steps=40, **hyperparameters):
+    """Parameters and state after ``steps`` updates with gradients spanning 12 orders of magnitude, zeros among
+    them (Adam's state then underflows towards subnormals)."""
+    monkeypatch.setattr(optimizers, "FUSED", fused)
+    rng = np.random.default_rng(1)
+    theta = rng.standard_normal(1003).astype(dtype)
+    opt = get_optimizer(name, learning_rate=0.01, **hyperparameters)
+    for _ in range(steps):
+        grad = (rng.standard_normal(theta.shape) * 10.0 ** rng.integers(-9, 3, theta.shape)).astype(dtype)
+        grad[rng.random(theta.shape) < 0.2] = 0
+        opt.step({"theta": theta}, {"theta": grad})
+    return theta, opt.state
+
+
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,hyperparameters", [
+    ("sgd", {}), ("momentum", {"momentum": 0.8}), ("nag", {}), ("rmsprop", {"beta": 0.95, "epsilon": 1e-6}),
+    ("adam", {}), ("adam", {"beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}), ("nadam", {}),
+])
+def test_kernels_give_bit_identical_parameters_and_state(name, hyperparameters, dtype, monkeypatch):
+    fused_theta, fused_state = trajectory(name, dtype, True, monkeypatch, **hyperparameters)
+    numpy_theta, numpy_state = trajectory(name, dtype, False, monkeypatch, **hyperparameters)
+    assert fused_theta.dtype == dtype
+    assert np.array_equal(fused_theta, numpy_theta)
+    assert fused_state.keys() == numpy_state.keys()
+    for key in fused_state:
+        assert np.array_equal(fused_state[key], numpy_state[key]), key
+
+
+@compiled
+def test_a_subclass_that_rewrites_update_does_not_inherit_the_kernel():
+    class HalfAdam(optimizers.Adam):
+        name = "half-adam"
+
+        def update(self, key, theta, grad):
+            super().update(key, theta, grad * 0.5)
+
+    half, plain = HalfAdam(learning_rate=0.1), optimizers.Adam(learning_rate=0.1)
+    theta_half, theta_plain = np.ones(4), np.ones(4)
+    grad = np.array([1.0, -2.0, 3.0, 0.0])
+    half.step({"p": theta_half}, {"p": grad})
+    plain.step({"p": theta_plain}, {"p": grad})
+    assert np.array_equal(half.state["m.p"], plain.state["m.p"] * 0.5)
+
+
+def test_non_contiguous_views_take_the_numpy_path_with_the_same_result():
+    W = np.arange(12.0).reshape(3, 4)
+    grad = np.linspace(-1, 1, 12).reshape(3, 4)
+    viewed, flat = W.copy().T, W.copy().T.copy()  # the same values, a transposed view and a contiguous copy
+    for theta in (viewed, flat):
+        opt = get_optimizer("adam", learning_rate=0.1)
+        for _ in range(3):
+            opt.step({"W": theta}, {"W": np.ascontiguousarray(grad.T) if theta is flat else grad.T})
+    assert np.array_equal(viewed, flat)

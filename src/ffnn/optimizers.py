@@ -6,13 +6,28 @@ parameter vector, so each rule below is a handful of vectorised calls over every
 writes into preallocated arrays: nothing is allocated per step after the first.
 
 Adding a rule is one small class with an ``update`` method and one line in ``OPTIMIZERS``.
+
+Fused kernels: when ffnn's compiled extension is present (built from ``_kernels.c`` at install when a C compiler
+is available), each built-in rule also has a ``fused`` method that does its whole update in one pass over the
+parameters instead of a dozen. The kernels perform the same float operations in the same order as ``update``,
+so the parameters are bit-identical either way (a test checks it); ``update`` is the reference and the fallback.
+Setting the environment variable ``FFNN_NO_KERNELS=1`` turns the kernels off.
 """
 
+import math
 import numbers
+import os
 
 import numpy as np
 
 from .errors import ConfigError, unknown_name
+
+try:
+    from . import _kernels
+except ImportError:  # built without a C compiler: the NumPy updates give the same numbers, a little slower
+    _kernels = None
+
+FUSED = _kernels is not None and not os.environ.get("FFNN_NO_KERNELS")
 
 
 class Optimizer:
@@ -43,10 +58,16 @@ class Optimizer:
         """Update every array of ``params`` in place from the matching array of ``grads``."""
         self.t += 1
         for key, theta in params.items():
-            self.update(key, theta, grads[key])
+            grad = grads[key]
+            if not (FUSED and _own_kernel(type(self)) and _fusable(theta, grad) and self.fused(key, theta, grad)):
+                self.update(key, theta, grad)
 
     def update(self, key, theta, grad):
         raise NotImplementedError
+
+    def fused(self, key, theta, grad):
+        """The same update as one compiled pass; returns False when this rule has no kernel."""
+        return False
 
     def slot(self, slot, key, like):
         """State array ``slot`` for parameter ``key``, zeros on first use."""
@@ -92,6 +113,10 @@ class SGD(Optimizer):
         step = np.multiply(grad, self.learning_rate, out=self.scratch(key, theta))
         theta -= step
 
+    def fused(self, key, theta, grad):
+        _kernels.sgd(theta, grad, self.learning_rate)
+        return True
+
 
 class Momentum(Optimizer):
     """u_t = beta u_{t-1} + eta grad;  theta <- theta - u_t   (momentum-based gradient descent)"""
@@ -104,6 +129,10 @@ class Momentum(Optimizer):
         u *= self.momentum
         u += np.multiply(grad, self.learning_rate, out=self.scratch(key, theta))
         theta -= u
+
+    def fused(self, key, theta, grad):
+        _kernels.momentum(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
+        return True
 
 
 class NAG(Optimizer):
@@ -125,6 +154,10 @@ class NAG(Optimizer):
         theta -= step
         theta -= np.multiply(u, self.momentum, out=step)
 
+    def fused(self, key, theta, grad):
+        _kernels.nag(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
+        return True
+
 
 class RMSprop(Optimizer):
     """v_t = beta v_{t-1} + (1 - beta) grad^2;  theta <- theta - eta grad / (sqrt(v_t) + eps)"""
@@ -142,6 +175,11 @@ class RMSprop(Optimizer):
         np.divide(grad, tmp, out=tmp)
         tmp *= self.learning_rate
         theta -= tmp
+
+    def fused(self, key, theta, grad):
+        _kernels.rmsprop(theta, grad, self.slot("v", key, theta), self.beta, 1 - self.beta, self.epsilon,
+                         self.learning_rate)
+        return True
 
 
 class Adam(Optimizer):
@@ -168,7 +206,7 @@ class Adam(Optimizer):
         # sqrt(v_hat) + eps, written into a workspace
         den = self.scratch(key, theta, 1)
         np.sqrt(v, out=den)
-        den *= 1 / np.sqrt(c2)
+        den *= 1 / math.sqrt(c2)
         den += self.epsilon
         return den
 
@@ -178,6 +216,18 @@ class Adam(Optimizer):
         np.divide(m, den, out=den)
         den *= self.learning_rate / c1
         theta -= den
+
+    def fused_moments(self, key, theta):
+        """The arguments the Adam and Nadam kernels share: theta's moments, then the scalars of ``moments`` and
+        ``denominator``."""
+        c2 = 1 - self.beta2 ** self.t
+        return (self.slot("m", key, theta), self.slot("v", key, theta), self.beta1, 1 - self.beta1, self.beta2,
+                1 - self.beta2, 1 / math.sqrt(c2), self.epsilon)
+
+    def fused(self, key, theta, grad):
+        c1 = 1 - self.beta1 ** self.t
+        _kernels.adam(theta, grad, *self.fused_moments(key, theta), self.learning_rate / c1)
+        return True
 
 
 class Nadam(Adam):
@@ -195,6 +245,27 @@ class Nadam(Adam):
         np.divide(num, den, out=num)
         num *= self.learning_rate
         theta -= num
+
+    def fused(self, key, theta, grad):
+        c1 = 1 - self.beta1 ** self.t
+        _kernels.nadam(theta, grad, *self.fused_moments(key, theta), self.beta1 / c1, (1 - self.beta1) / c1,
+                       self.learning_rate)
+        return True
+
+
+def _own_kernel(cls):
+    # A subclass that rewrites ``update`` without its own ``fused`` must not inherit its parent's kernel.
+    for klass in cls.__mro__:
+        if "update" in vars(klass):
+            return "fused" in vars(klass)
+    return False
+
+
+def _fusable(theta, grad):
+    # The kernels take contiguous NumPy arrays of float32 or float64 (the training loop's flat vectors).
+    return (type(theta) is np.ndarray and type(grad) is np.ndarray and theta.dtype == grad.dtype
+            and theta.dtype in (np.float32, np.float64) and theta.flags.c_contiguous and grad.flags.c_contiguous
+            and theta.shape == grad.shape)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, NAG, RMSprop, Adam, Nadam)}

@@ -1,0 +1,228 @@
+/* Fused optimizer updates: each rule of optimizers.py as one pass over the flat parameter vector.
+ *
+ * Every function performs exactly the float operations of the NumPy code in optimizers.py, in the same order
+ * and in the parameters' precision (float32 or float64), so both give bit-identical parameters: the build uses
+ * -ffp-contract=off (no fused multiply-add) and no fast-math. Scalars arrive as Python floats and are rounded to
+ * the array's precision once, as NumPy does with a Python scalar. The GIL is released during the loop.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+#define MAX_ARRAYS 4
+#define MAX_SCALARS 9
+
+/* One call's operands: n elements of arrays[0..n_arrays) (theta first, then grad, then state), all of one dtype. */
+typedef struct {
+    Py_buffer views[MAX_ARRAYS];
+    int n_views;
+    int is_double;
+    Py_ssize_t n;
+    double s[MAX_SCALARS];
+} Operands;
+
+static void release(Operands *op)
+{
+    for (int i = 0; i < op->n_views; i++)
+        PyBuffer_Release(&op->views[i]);
+    op->n_views = 0;
+}
+
+/* Parse (array, ..., float, ...): n_arrays writable C-contiguous buffers of equal length and float32 or
+ * float64 items, then n_scalars Python floats. */
+static int parse(PyObject *args, int n_arrays, int n_scalars, Operands *op)
+{
+    op->n_views = 0;
+    if (PyTuple_GET_SIZE(args) != n_arrays + n_scalars) {
+        PyErr_Format(PyExc_TypeError, "expected %d arrays and %d scalars", n_arrays, n_scalars);
+        return -1;
+    }
+    for (int i = 0; i < n_arrays; i++) {
+        Py_buffer *v = &op->views[i];
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(args, i), v, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            release(op);
+            return -1;
+        }
+        op->n_views++;
+        const char *f = v->format ? v->format : "B";
+        if (*f == '<' || *f == '=' || *f == '@')
+            f++;
+        int is_double = strcmp(f, "d") == 0;
+        if (!(is_double || strcmp(f, "f") == 0)) {
+            PyErr_SetString(PyExc_TypeError, "arrays must be float32 or float64");
+            release(op);
+            return -1;
+        }
+        Py_ssize_t n = v->len / v->itemsize;
+        if (i == 0) {
+            op->is_double = is_double;
+            op->n = n;
+        } else if (is_double != op->is_double || n != op->n) {
+            PyErr_SetString(PyExc_TypeError, "arrays must have one dtype and one length");
+            release(op);
+            return -1;
+        }
+    }
+    for (int j = 0; j < n_scalars; j++) {
+        op->s[j] = PyFloat_AsDouble(PyTuple_GET_ITEM(args, n_arrays + j));
+        if (op->s[j] == -1.0 && PyErr_Occurred()) {
+            release(op);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+#define BUF(T, i) ((T *)op.views[i].buf)
+
+/* Each rule is written once as a macro over the element type T and instantiated for float and double. */
+
+/* SGD: theta <- theta - (grad * eta) */
+#define SGD_BODY(T)                                                                                         \
+    MULTIVERSION static void sgd_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T eta)          \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
+            theta[i] -= grad[i] * eta;                                                                        \
+    }
+SGD_BODY(float)
+SGD_BODY(double)
+
+/* Momentum: u <- u * beta + grad * eta; theta <- theta - u */
+#define MOMENTUM_BODY(T)                                                                                    \
+    MULTIVERSION static void momentum_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,             \
+                                          T *restrict u, T beta, T eta)                                       \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
+            T ui = u[i] * beta + grad[i] * eta;                                                               \
+            u[i] = ui;                                                                                        \
+            theta[i] -= ui;                                                                                   \
+        }                                                                                                     \
+    }
+MOMENTUM_BODY(float)
+MOMENTUM_BODY(double)
+
+/* NAG (look-ahead form): step = grad * eta; u <- u * beta + step; theta <- (theta - step) - u * beta */
+#define NAG_BODY(T)                                                                                         \
+    MULTIVERSION static void nag_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict u,  \
+                                     T beta, T eta)                                                           \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
+            T step = grad[i] * eta;                                                                           \
+            T ui = u[i] * beta + step;                                                                        \
+            u[i] = ui;                                                                                        \
+            theta[i] = (theta[i] - step) - ui * beta;                                                         \
+        }                                                                                                     \
+    }
+NAG_BODY(float)
+NAG_BODY(double)
+
+/* RMSprop: v <- v * beta + (grad^2) * (1 - beta); theta <- theta - (grad / (sqrt(v) + eps)) * eta */
+#define RMSPROP_BODY(T, SQRT)                                                                               \
+    MULTIVERSION static void rmsprop_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,              \
+                                         T *restrict v, T beta, T one_minus_beta, T eps, T eta)               \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
+            T g = grad[i];                                                                                    \
+            T vi = v[i] * beta + (g * g) * one_minus_beta;                                                    \
+            v[i] = vi;                                                                                        \
+            theta[i] -= (g / (SQRT(vi) + eps)) * eta;                                                         \
+        }                                                                                                     \
+    }
+RMSPROP_BODY(float, sqrtf)
+RMSPROP_BODY(double, sqrt)
+
+/* Adam's moments: m <- m * beta1 + grad * (1 - beta1); v <- v * beta2 + (grad^2) * (1 - beta2);
+ * den = sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps. Adam: theta <- theta - (m / den) * (eta / (1 - beta1^t)).
+ * Nadam: theta <- theta - ((m * a + grad * b) / den) * eta with a = beta1 / c1, b = (1 - beta1) / c1. */
+#define ADAM_BODY(T, SQRT)                                                                                  \
+    MULTIVERSION static void adam_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                 \
+                                      T *restrict m, T *restrict v, T beta1, T one_minus_beta1, T beta2,      \
+                                      T one_minus_beta2, T inv_sqrt_c2, T eps, T step)                        \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
+            T g = grad[i];                                                                                    \
+            T mi = m[i] * beta1 + g * one_minus_beta1;                                                        \
+            T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                  \
+            m[i] = mi;                                                                                        \
+            v[i] = vi;                                                                                        \
+            theta[i] -= (mi / (SQRT(vi) * inv_sqrt_c2 + eps)) * step;                                         \
+        }                                                                                                     \
+    }                                                                                                         \
+    MULTIVERSION static void nadam_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                \
+                                       T *restrict m, T *restrict v, T beta1, T one_minus_beta1, T beta2,     \
+                                       T one_minus_beta2, T inv_sqrt_c2, T eps, T a, T b, T eta)              \
+    {                                                                                                         \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
+            T g = grad[i];                                                                                    \
+            T mi = m[i] * beta1 + g * one_minus_beta1;                                                        \
+            T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                  \
+            m[i] = mi;                                                                                        \
+            v[i] = vi;                                                                                        \
+            theta[i] -= ((mi * a + g * b) / (SQRT(vi) * inv_sqrt_c2 + eps)) * eta;                            \
+        }                                                                                                     \
+    }
+ADAM_BODY(float, sqrtf)
+ADAM_BODY(double, sqrt)
+
+/* The Python entry points: parse, dispatch on the dtype, run without the GIL. */
+#define ENTRY(NAME, N_ARRAYS, N_SCALARS, CALL_F, CALL_D)                                                    \
+    static PyObject *py_##NAME(PyObject *self, PyObject *args)                                                \
+    {                                                                                                         \
+        Operands op;                                                                                          \
+        if (parse(args, N_ARRAYS, N_SCALARS, &op) < 0)                                                        \
+            return NULL;                                                                                      \
+        const double *s = op.s;                                                                               \
+        (void)s;                                                                                              \
+        Py_BEGIN_ALLOW_THREADS if (op.is_double) { CALL_D; }                                                  \
+        else { CALL_F; }                                                                                      \
+        Py_END_ALLOW_THREADS release(&op);                                                                    \
+        Py_RETURN_NONE;                                                                                       \
+    }
+
+#define F(i) ((float)s[i])
+#define D(i) (s[i])
+
+ENTRY(sgd, 2, 1, sgd_float(op.n, BUF(float, 0), BUF(float, 1), F(0)),
+      sgd_double(op.n, BUF(double, 0), BUF(double, 1), D(0)))
+ENTRY(momentum, 3, 2, momentum_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1)),
+      momentum_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1)))
+ENTRY(nag, 3, 2, nag_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1)),
+      nag_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1)))
+ENTRY(rmsprop, 3, 4,
+      rmsprop_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1), F(2), F(3)),
+      rmsprop_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1), D(2), D(3)))
+ENTRY(adam, 4, 7,
+      adam_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), BUF(float, 3), F(0), F(1), F(2), F(3), F(4),
+                 F(5), F(6)),
+      adam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
+                  D(4), D(5), D(6)))
+ENTRY(nadam, 4, 9,
+      nadam_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), BUF(float, 3), F(0), F(1), F(2), F(3), F(4),
+                  F(5), F(6), F(7), F(8)),
+      nadam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
+                   D(4), D(5), D(6), D(7), D(8)))
+
+static PyMethodDef methods[] = {
+    {"sgd", py_sgd, METH_VARARGS, "sgd(theta, grad, eta)"},
+    {"momentum", py_momentum, METH_VARARGS, "momentum(theta, grad, u, beta, eta)"},
+    {"nag", py_nag, METH_VARARGS, "nag(theta, grad, u, beta, eta)"},
+    {"rmsprop", py_rmsprop, METH_VARARGS, "rmsprop(theta, grad, v, beta, 1 - beta, eps, eta)"},
+    {"adam", py_adam, METH_VARARGS,
+     "adam(theta, grad, m, v, beta1, 1 - beta1, beta2, 1 - beta2, 1 / sqrt(c2), eps, eta / c1)"},
+    {"nadam", py_nadam, METH_VARARGS,
+     "nadam(theta, grad, m, v, beta1, 1 - beta1, beta2, 1 - beta2, 1 / sqrt(c2), eps, beta1 / c1, "
+     "(1 - beta1) / c1, eta)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "Fused optimizer updates (see optimizers.py for the rules).", -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
