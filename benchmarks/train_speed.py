@@ -192,11 +192,27 @@ def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
     return label, med, {k: statistics.median(v) for k, v in pred.items()}
 
 
+def peak_rss_of_training(epochs):
+    """Peak resident memory of a default ``ffnn train`` run in its own process, and the dataset's size, in MiB."""
+    import resource
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, "-m", "ffnn", "train", "-q", "-e", str(epochs), "--output-dir", out],
+                       check=True, stdout=subprocess.DEVNULL)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kilobytes on Linux
+    ds = ffnn.datasets.load("fashion_mnist")
+    size = sum(a.nbytes for a in (ds.X_train, ds.y_train, ds.X_test, ds.y_test)) / 2 ** 20
+    return peak, size
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small subset, 2 epochs, 2 configs (a smoke test)")
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per library and config (default 5)")
     parser.add_argument("--config", type=int, nargs="*", help="indices into the config list (default: all)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run of ffnn train")
     args = parser.parse_args(argv)
 
     ds = ffnn.datasets.load("fashion_mnist")
@@ -219,6 +235,8 @@ def main(argv=None):
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}"
           + (f", torch {torch.__version__}" if "torch" in libraries else "")
           + f"; float32 GEMM peak {peak:.0f} GFLOP/s")
+    print("ffnn optimizer updates: " + ("compiled kernels" if ffnn.optimizers.FUSED else
+                                        "NumPy (the C extension is not built, or FFNN_NO_KERNELS is set)"))
     rows = [run_config(s, b, o, lr, X, y, Xt, yt, epochs, peak, libraries) for s, b, o, lr in configs]
     print("\nsummary (medians): config | ffnn s/epoch | ffnn/torch | ffnn/torch-loader | ffnn/sklearn | "
           "predict ffnn/torch speed-up")
@@ -228,6 +246,9 @@ def main(argv=None):
             cells.append(f"{med['ffnn'] / med[other]:.2f}" if other in med else "-")
         cells.append(f"{pred['torch'] / pred['ffnn']:.2f}x" if "torch" in pred else "-")
         print(f"  {label:<24} | " + " | ".join(cells))
+    if not (args.quick or args.no_memory):
+        rss, size = peak_rss_of_training(epochs=2)
+        print(f"\npeak RSS of `ffnn train -e 2`: {rss:.0f} MiB = dataset {size:.0f} MiB + {rss - size:.0f} MiB")
     return 0
 
 

@@ -57,6 +57,7 @@ class Cache:
         self.grad_a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
         self.grad_h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:L]] + [None]
         self.passed = list(self.h)
+        self.ones = xp.ones((1, batch), dtype)  # sums over the batch as products: ones @ grad_A
         self.mask = [None] * (L + 1)
         self.masked = [None] * (L + 1)
         self._xp, self._dtype, self._sizes = xp, dtype, sizes
@@ -227,7 +228,7 @@ class Network:
         for k in range(L, 0, -1):
             # grad_Wk = grad_ak h_{k-1}^T, written as its transpose into W_k's column-major block
             np.matmul(cache.passed[k - 1].T, grad_a[k], out=grads[f"W{k}"].T)
-            np.sum(grad_a[k], axis=0, out=grads[f"b{k}"])           # grad_bk = grad_ak
+            np.matmul(cache.ones, grad_a[k], out=grads[f"b{k}"][None])  # grad_bk = grad_ak, summed over rows
             if k > 1:
                 np.matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
                 if cache.dropout:

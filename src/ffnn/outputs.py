@@ -18,6 +18,7 @@ Valid pairs and how grad_aL is computed:
 linear + cross_entropy is refused: -log of an unbounded real number is not a loss.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,11 +28,31 @@ from .errors import ConfigError, unknown_name
 
 
 def softmax(a, out=None):
-    # Subtracting the row maximum leaves softmax unchanged and keeps exp from overflowing.
-    out = np.subtract(a, a.max(axis=1, keepdims=True), out=out)
+    # Subtracting a constant from a row leaves its softmax unchanged; subtracting at least the row's maximum keeps
+    # exp from overflowing. When all of a lies within SPREAD of its maximum, that one maximum serves every row: each
+    # exp is then at least e^-SPREAD, a normal float, so no row sums to zero and nothing loses precision. It saves
+    # the per-row reductions, which are slow over rows of a few outputs. Otherwise each row uses its own maximum.
+    top = a.max()
+    shift = top if top - a.min() < SPREAD else a.max(axis=1, keepdims=True)
+    out = np.subtract(a, shift, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    out /= np.matmul(out, _ones(a.shape[1], a.dtype))  # row sums, as a product with a column of ones
     return out
+
+
+SPREAD = 60.0  # e^-60 ~ 1e-26 is far above float32's smallest normal number, 1e-38
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(n, dtype):
+    # A column of n ones, made once per (n, dtype): row sums as a matrix product avoid a slow per-row reduction.
+    return np.ones((n, 1), dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _rows(n):
+    # 0..n-1, made once per batch size: with the labels it picks y_hat[i, label_i] from each row i.
+    return np.arange(n)
 
 
 def linear(a, out=None):
@@ -55,9 +76,9 @@ def _targets(y, k, dtype):
 def cross_entropy(a, y_hat, y):
     """mean(-log y_hat[label]), computed from a_L as log-sum-exp so it stays finite for |a| up to 1e4."""
     if y.ndim == 1:
-        picked = y_hat[np.arange(y.shape[0]), y]
+        picked = y_hat[_rows(y.shape[0]), y]
         if picked.min() > 1e-30:  # every y_hat[label] is a normal number: -log of it is accurate, and cheaper
-            return float(-np.mean(np.log(picked)))
+            return -float(np.log(picked, out=picked).sum()) / y.shape[0]
     m = a.max(axis=1, keepdims=True)
     log_sum = np.log(np.exp(a - m).sum(axis=1, keepdims=True)) + m
     if y.ndim == 1:
@@ -80,7 +101,7 @@ def grad_softmax_cross_entropy(a, y_hat, y, out=None):
         out = np.empty_like(y_hat)
     np.copyto(out, y_hat)
     if y.ndim == 1:
-        out[np.arange(n), y] -= 1
+        out[_rows(n), y] -= 1
     else:
         out -= y
     out *= 1.0 / n
