@@ -519,6 +519,24 @@ def test_python_dash_m_exit_codes(tmp_path):
     assert not os.path.exists(tmp_path / "runs")
 
 
+def test_training_imports_neither_the_other_commands_nor_the_downloader(tmp_path):
+    # explain, sweep and report, and urllib and http.client for downloads, are memory a training run does not need
+    from ffnn.data import write_idx
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("t10k", 10)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    unwanted = ("ffnn.explain", "ffnn.sweep", "ffnn.report", "ffnn.data.download", "urllib.request", "http.client")
+    script = (f"import sys\nfrom ffnn.cli import main\n"
+              f"code = main(['train', '--data-dir', {os.fspath(tmp_path)!r}, '-e', '1', '-b', '8', '-sz', '8', '-q', "
+              f"'--output-dir', {os.fspath(tmp_path / 'runs')!r}])\n"
+              f"print(code, [m for m in {unwanted!r} if m in sys.modules])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 []"
+
+
 def test_a_single_class_csv_is_one_error_line(capsys, tmp_path):
     path = tmp_path / "one.csv"
     path.write_text("a,b,label\n" + "".join(f"{i},{2 * i},x\n" for i in range(40)))

@@ -94,7 +94,12 @@ TRAIN_KEYS = ("dataset", "epochs", "batch_size", "loss", "optimizer", "learning_
               "lr_min_factor", "label_smoothing", "decoupled_weight_decay")
 
 
-def build_parser():
+CORE_COMMANDS = ("train", "evaluate", "predict", "gradcheck")
+
+
+def build_parser(all_commands=True):
+    """The ``ffnn`` argument parser; ``all_commands=False`` leaves out explain, sweep and report, whose modules
+    cost memory and start-up time that the core commands do not need."""
     parser = _Parser(prog="ffnn", description="Feedforward neural networks with hand-written backpropagation.")
     parser.add_argument("--version", action="version", version=f"ffnn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -133,18 +138,22 @@ def build_parser():
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=cmd_gradcheck)
 
-    from .explain import add_parser as add_explain_parser
-    add_explain_parser(sub)
-    from .report import add_parser as add_report_parser
-    from .sweep import add_parser as add_sweep_parser
-    add_sweep_parser(sub)
-    add_report_parser(sub)
+    if all_commands:
+        from .explain import add_parser as add_explain_parser
+        add_explain_parser(sub)
+        from .report import add_parser as add_report_parser
+        from .sweep import add_parser as add_sweep_parser
+        add_sweep_parser(sub)
+        add_report_parser(sub)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``ffnn`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The only top-level options (--debug, --version, --help) take no value, so the first other word is the command.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(all_commands=command not in CORE_COMMANDS).parse_args(argv)
     try:
         return args.func(args) or 0
     except FFNNError as exc:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError, unknown_name
-from .download import download as _download
 from .idx import read_idx
 
 DATASETS = ("fashion_mnist", "mnist", "digits", "iris", "wine", "breast_cancer", "diabetes")
@@ -267,6 +266,9 @@ def _mirror_list(name, mirrors):
 
 def _fetch(name, mirrors):
     """Download the missing files into the cache; return (their paths or None, failure notes)."""
+    # Imported here: urllib, http.client and ssl cost several MB of memory that a run on local files never needs.
+    from .download import download as _download
+
     folder = cache_dir(name)
     failures = []
     paths = []
