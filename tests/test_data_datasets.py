@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from ffnn.data import DATASETS, Dataset, Scaling, datasets, load, write_idx
+from ffnn.data import DATASETS, Dataset, Deferred, Scaling, datasets, load, read_idx, write_idx
 from ffnn.errors import ConfigError, DataError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -70,6 +70,23 @@ def test_mnist_from_data_dir(tmp_path, gz):
     assert ds.class_names == [str(i) for i in range(10)]
     raw_test = arrays["t10k-images-idx3-ubyte"].reshape(8, 784).astype(np.float64)
     np.testing.assert_array_equal(ds.scaling.transform(raw_test), ds.X_test)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mnist_test_images_are_converted_on_first_use_with_the_same_numbers(tmp_path, monkeypatch, dtype):
+    arrays = write_mnist(tmp_path / "d")
+    conversions = []
+    convert = datasets._scaled_images
+    monkeypatch.setattr(datasets, "_scaled_images", lambda *args: conversions.append(1) or convert(*args))
+    ds = load("mnist", data_dir=tmp_path / "d", download=False, dtype=dtype)
+    assert conversions == []  # the test split is still the file's bytes
+    assert ds.y_test.shape == (8,)
+    # what reading with conversion gives, the way the training split is read
+    expected = read_idx(tmp_path / "d" / "t10k-images-idx3-ubyte.gz", dtype=dtype).reshape(8, 784)
+    expected /= np.asarray(255, dtype)
+    assert ds.X_test.dtype == np.dtype(dtype) and ds.X_test.tobytes() == expected.tobytes()
+    assert ds.X_test is ds.X_test and conversions == [1]  # built once, then kept
+    np.testing.assert_array_equal(ds.X_test * 255, arrays["t10k-images-idx3-ubyte"].reshape(8, 784))
 
 
 def test_search_order_and_subfolders(tmp_path, monkeypatch):
@@ -180,6 +197,22 @@ def test_scaling_round_trips_through_json():
         s.transform(np.zeros((2, 3)))
     with pytest.raises(DataError, match="offset"):
         Scaling.from_dict({"scale": 1.0})
+
+
+def test_a_deferred_X_test_is_built_on_first_use_only():
+    built = []
+
+    def build(value):
+        built.append(value)
+        return np.full((2, 3), value)
+
+    ds = Dataset("d", np.zeros((4, 3)), np.zeros(4, np.int64), Deferred(build, 7.0), np.zeros(2, np.int64),
+                 ["a", "b"], "classification", None)
+    assert ds.n_features == 3 and built == []
+    np.testing.assert_array_equal(ds.X_test, np.full((2, 3), 7.0))
+    assert ds.X_test is ds.X_test and built == [7.0]
+    with pytest.raises(AttributeError, match="no_such"):
+        ds.no_such
 
 
 def test_dataset_outputs_for_regression_columns():

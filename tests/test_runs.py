@@ -53,6 +53,14 @@ def test_run_folder_contents(tmp_path):
     assert state["epoch"] == 4
 
 
+def test_a_dataset_passed_in_is_left_whole(tmp_path):
+    ds = ffnn.datasets.load("digits")
+    X_train = ds.X_train.copy()
+    result = runs.train(digits_config(tmp_path), dataset=ds, verbose=0)
+    assert result.status == "completed"
+    np.testing.assert_array_equal(ds.X_train, X_train)  # sweeps train on the same dataset again
+
+
 def test_a_second_run_gets_a_new_folder(tmp_path):
     config = digits_config(tmp_path, epochs=1)
     first = runs.train(config, verbose=0).run_dir

@@ -84,12 +84,26 @@ class Scaling:
             raise DataError(f"scaling must be a mapping with numeric 'offset' and 'scale' ({e})") from e
 
 
+class Deferred:
+    """A value built on first use: ``Deferred(function, *args)``. A :class:`Dataset` accepts one as ``X_test``."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __call__(self):
+        return self.function(*self.args)
+
+
 @dataclass
 class Dataset:
     """A train/test split ready for training.
 
     ``X_*`` are float arrays ``(n, n_features)``; ``y_*`` are int64 labels ``(n,)`` in
     ``0..k-1`` for classification, float ``(n,)`` or ``(n, k)`` for regression.
+
+    ``X_test`` may be given as a :class:`Deferred`: it is then built the first time it is read
+    and kept. Fashion-MNIST and MNIST hold their test images as bytes that way, a quarter of
+    their float size, so a training run does not carry the float test split until it evaluates.
     """
 
     name: str
@@ -100,6 +114,19 @@ class Dataset:
     class_names: list | None  # None for regression
     task: str  # "classification" or "regression"
     scaling: Scaling | None  # what was applied to the raw features
+
+    def __post_init__(self):
+        if isinstance(self.X_test, Deferred):
+            self.__dict__["_deferred_X_test"] = self.__dict__.pop("X_test")
+
+    def __getattr__(self, name):
+        # Reached only for attributes the instance lacks: X_test while it is still deferred.
+        deferred = self.__dict__.get("_deferred_X_test")
+        if name != "X_test" or deferred is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.X_test = deferred()
+        del self.__dict__["_deferred_X_test"]
+        return self.X_test
 
     @property
     def n_features(self):
@@ -322,7 +349,9 @@ def _load_idx_set(name, data_dir, download, mirrors, dtype):
 
 
 def _read_split(images_path, labels_path, n_classes, dtype):
-    images = read_idx(images_path, dtype=dtype)  # converted while read: the raw bytes are never held in full
+    # With a dtype the images are converted while read, so the raw bytes are never held in full; without one
+    # they stay as stored.
+    images = read_idx(images_path, dtype=dtype)
     labels = read_idx(labels_path)
     names = f"{images_path} and {labels_path}"
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
@@ -346,11 +375,16 @@ def _assemble_idx(name, paths, dtype):
     class_names = list(_IDX_SETS[name])
     train_img, train_lab, test_img, test_lab = paths
     scaling = Scaling(offset=0.0, scale=255.0)  # pixels 0..255 -> [0, 1]
-    # Images are converted to floats while read and each split is scaled before the next is read.
+    # The training images are converted to floats while read and scaled in place. The test images are read (and
+    # checked) now but kept as stored, bytes in the published files, until X_test is first used, which in a
+    # training run is after training.
     X_train, y_train = _read_split(train_img, train_lab, len(class_names), dtype)
     X_train = scaling._transform_inplace(X_train)
-    X_test, y_test = _read_split(test_img, test_lab, len(class_names), dtype)
-    X_test = scaling._transform_inplace(X_test)
+    test_images, y_test = _read_split(test_img, test_lab, len(class_names), None)
+    if test_images.itemsize < dtype.itemsize:
+        X_test = Deferred(_scaled_images, test_images, dtype, scaling)
+    else:  # stored as wide as the floats or wider: nothing to save by waiting
+        X_test = _scaled_images(test_images, dtype, scaling)
     return Dataset(
         name=name,
         X_train=X_train,
@@ -361,6 +395,11 @@ def _assemble_idx(name, paths, dtype):
         task="classification",
         scaling=scaling,
     )
+
+
+def _scaled_images(images, dtype, scaling):
+    """Float features from raw pixel values: the same numbers as converting them while reading."""
+    return scaling._transform_inplace(images.astype(dtype))
 
 
 # ---------------------------------------------------------------------------------------------
