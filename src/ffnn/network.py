@@ -133,6 +133,7 @@ class Network:
         for k in range(1, self.L + 1):
             self.W[k][...] = self.xp.asarray(initializer(self.sizes[k - 1], self.sizes[k], rng))
         self.metadata = {}  # class names, feature scaling, ... saved with the model
+        self._grad_views = None  # (flat gradient buffer, its named views), reused while the buffer is
 
     # -- the parameter layout ----------------------------------------------------------------------------
     def views(self, flat):
@@ -222,7 +223,9 @@ class Network:
         """
         if out is None:
             out = self.xp.empty(self.n_params, self.dtype)
-        grads = self.views(out)
+        if self._grad_views is None or self._grad_views[0] is not out:  # the training loop passes one buffer
+            self._grad_views = (out, self.views(out))
+        grads = self._grad_views[1]
         a, h, grad_a, grad_h, L = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
@@ -244,10 +247,12 @@ class Network:
     # -- using a trained network ------------------------------------------------------------------------
     def predict_proba(self, X, batch_size=1024):
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
-        X = self._check_X(X)
+        X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         for start, cache in self._chunks(X.shape[0], batch_size):
-            y_hat, _ = self.forward_propagation(X[start:start + cache.batch], cache)
+            xb = X[start:start + cache.batch]
+            self._check_finite(xb)
+            y_hat, _ = self.forward_propagation(xb, cache)
             out[start:start + cache.batch] = to_numpy(y_hat)
         return out
 
@@ -261,16 +266,18 @@ class Network:
     def evaluate(self, X, y, batch_size=1024, rows=None):
         """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over X, or over the rows
         ``rows`` (an index array) of X without copying them out."""
-        X = self._check_X(X)
+        X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         y = self._check_y(y, X.shape[0])
         n = X.shape[0] if rows is None else len(rows)
         total, correct = 0.0, 0
+        gathered = np.empty((min(batch_size, n), X.shape[1]), X.dtype) if rows is not None else None
         for start, cache in self._chunks(n, batch_size):
             stop = start + cache.batch
             if rows is None:
                 xb, yb = X[start:stop], y[start:stop]
             else:
-                xb, yb = np.take(X, rows[start:stop], axis=0), y[rows[start:stop]]
+                xb, yb = np.take(X, rows[start:stop], axis=0, out=gathered[:cache.batch]), y[rows[start:stop]]
+            self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             yb = self.xp.asarray(yb)
             total += self.loss(cache, yb) * cache.batch
@@ -314,7 +321,7 @@ class Network:
                 caches[n] = self.new_cache(n)
             yield start, caches[n]
 
-    def _check_X(self, X):
+    def _check_X(self, X, finite=True):
         X = np.asarray(X) if self.xp is np else self.xp.asarray(X)
         if X.ndim != 2:
             raise DataError(f"X must be a 2-D array (examples, features); got shape {tuple(X.shape)}")
@@ -324,11 +331,14 @@ class Network:
             raise DataError("X is empty; at least one example is needed")
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
-        # Checked in blocks so that a large training set does not need a boolean copy of itself.
-        for start in range(0, X.shape[0], 8192):
-            if not bool(self.xp.isfinite(X[start:start + 8192]).all()):
-                raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
+        if finite:  # in blocks, so that a large training set does not need a boolean copy of itself
+            for start in range(0, X.shape[0], 1024):
+                self._check_finite(X[start:start + 1024])
         return X
+
+    def _check_finite(self, X):
+        if not bool(self.xp.isfinite(X).all()):
+            raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
 
     def _check_y(self, y, n):
         y = np.asarray(to_numpy(y))
