@@ -3,8 +3,9 @@
 For each configuration the three libraries train the same network with the same optimizer, batch size and
 learning rate; their epochs alternate (ffnn, PyTorch with in-memory tensors, PyTorch with a DataLoader,
 scikit-learn) so that machine noise hits all of them alike. Printed per configuration: median and range of the
-seconds per epoch, the ratios ffnn/PyTorch and ffnn/scikit-learn, ffnn's achieved GFLOP/s and its fraction of the
-float32 matrix-product peak measured here, test accuracy after the same epochs, and predict() throughput.
+seconds per epoch, the ratios ffnn/PyTorch and ffnn/scikit-learn (the median over rounds of each round's ratio),
+ffnn's achieved GFLOP/s and its fraction of the float32 matrix-product peak measured here, test accuracy after the
+same epochs, and predict() throughput. Last, the peak memory of a default ``ffnn train`` run.
 
     python benchmarks/train_speed.py            # the full table (a few minutes)
     python benchmarks/train_speed.py --quick    # a smoke test on a small subset
@@ -181,15 +182,19 @@ def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
             pred[r.name].append(_timed(lambda: r.predict(Xt)))
             cool_down()
     med = {k: statistics.median(v) for k, v in times.items()}
+    # Ratios are taken round by round, between epochs run seconds apart, and then their median: a slow phase of
+    # a shared machine then slows both sides of a ratio, whereas it can tip one library's median alone.
+    ratio = {k: statistics.median(f / o for f, o in zip(times["ffnn"], v)) for k, v in times.items()}
     gflops = epoch_flops(sizes, X.shape[0]) / med["ffnn"] / 1e9
     label = f"{'-'.join(map(str, sizes))} B{batch} {opt}"
     print(f"\n{label}: seconds per epoch, median (min-max) of {epochs}")
     for r in runners:
-        ratio = "" if r.name == "ffnn" else f"   ffnn/{r.name} = {med['ffnn'] / med[r.name]:.2f}"
+        cell = "" if r.name == "ffnn" else f"   ffnn/{r.name} = {ratio[r.name]:.2f}"
         print(f"  {r.name:<13} {median_range(times[r.name]):<24} test acc {r.accuracy(Xt, yt):.4f}"
-              f"   predict {Xt.shape[0] / statistics.median(pred[r.name]):>10,.0f} rows/s{ratio}")
+              f"   predict {Xt.shape[0] / statistics.median(pred[r.name]):>10,.0f} rows/s{cell}")
     print(f"  ffnn: {gflops:.1f} GFLOP/s = {gflops / peak:.0%} of the {peak:.0f} GFLOP/s float32 GEMM peak")
-    return label, med, {k: statistics.median(v) for k, v in pred.items()}
+    pred_ratio = {k: statistics.median(o / f for f, o in zip(pred["ffnn"], v)) for k, v in pred.items()}
+    return label, med, ratio, pred_ratio
 
 
 def peak_rss_of_training(epochs):
@@ -240,11 +245,11 @@ def main(argv=None):
     rows = [run_config(s, b, o, lr, X, y, Xt, yt, epochs, peak, libraries) for s, b, o, lr in configs]
     print("\nsummary (medians): config | ffnn s/epoch | ffnn/torch | ffnn/torch-loader | ffnn/sklearn | "
           "predict ffnn/torch speed-up")
-    for label, med, pred in rows:
+    for label, med, ratio, pred_ratio in rows:
         cells = [f"{med['ffnn']:.3f}"]
         for other in ("torch", "torch-loader", "sklearn"):
-            cells.append(f"{med['ffnn'] / med[other]:.2f}" if other in med else "-")
-        cells.append(f"{pred['torch'] / pred['ffnn']:.2f}x" if "torch" in pred else "-")
+            cells.append(f"{ratio[other]:.2f}" if other in ratio else "-")
+        cells.append(f"{pred_ratio['torch']:.2f}x" if "torch" in pred_ratio else "-")
         print(f"  {label:<24} | " + " | ".join(cells))
     if not (args.quick or args.no_memory):
         rss, size = peak_rss_of_training(epochs=2)
