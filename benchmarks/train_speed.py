@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 import ffnn
+import ffnn.kernels
 from ffnn.training import Trainer
 from ffnn.optimizers import get_optimizer
 
@@ -246,8 +247,8 @@ def main(argv=None):
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}"
           + (f", torch {torch.__version__}" if "torch" in libraries else "")
           + f"; float32 GEMM peak {peak:.0f} GFLOP/s")
-    print("ffnn optimizer updates: " + ("compiled kernels" if ffnn.optimizers.FUSED else
-                                        "NumPy (the C extension is not built, or FFNN_NO_KERNELS is set)"))
+    print("ffnn kernels (optimizer updates, batch gather): " + (
+        "compiled" if ffnn.kernels.ENABLED else "NumPy (the C extension is not built, or FFNN_NO_KERNELS is set)"))
     rows = [run_config(s, b, o, lr, X, y, Xt, yt, epochs, peak, libraries) for s, b, o, lr in configs]
     print("\nsummary (medians): config | ffnn s/epoch | ffnn/torch | ffnn/torch-loader | ffnn/sklearn | "
           "predict ffnn/torch speed-up")

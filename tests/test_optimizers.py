@@ -1,23 +1,21 @@
-import os
-
 import numpy as np
 import pytest
 
-from ffnn import optimizers
+from ffnn import kernels, optimizers
 from ffnn.errors import ConfigError
 from ffnn.optimizers import OPTIMIZERS, get_optimizer
 
 NAMES = ["sgd", "momentum", "nag", "rmsprop", "adam", "nadam"]
 LR = 0.1
-compiled = pytest.mark.skipif(optimizers._kernels is None, reason="ffnn was built without its C extension")
+compiled = pytest.mark.skipif(kernels.compiled is None, reason="ffnn was built without its C extension")
 
 
 @pytest.fixture(autouse=True, params=["numpy", "fused"])
 def update_path(request, monkeypatch):
     """Every test here runs on the NumPy updates and again on the compiled kernels (where built)."""
-    if request.param == "fused" and optimizers._kernels is None:
+    if request.param == "fused" and kernels.compiled is None:
         pytest.skip("ffnn was built without its C extension")
-    monkeypatch.setattr(optimizers, "FUSED", request.param == "fused")
+    monkeypatch.setattr(kernels, "ENABLED", request.param == "fused")
     return request.param
 
 
@@ -263,17 +261,10 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(name):
 
 # -- the compiled kernels against the NumPy updates --------------------------------------------------------------
 
-def test_the_c_extension_is_built_where_required():
-    # CI sets FFNN_REQUIRE_KERNELS so that a broken build of _kernels.c cannot pass unnoticed as the fallback.
-    if not os.environ.get("FFNN_REQUIRE_KERNELS"):
-        pytest.skip("FFNN_REQUIRE_KERNELS is not set")
-    assert optimizers._kernels is not None
-
-
 def trajectory(name, dtype, fused, monkeypatch, steps=40, **hyperparameters):
     """Parameters and state after ``steps`` updates with gradients spanning 12 orders of magnitude, zeros among
     them (Adam's state then underflows towards subnormals)."""
-    monkeypatch.setattr(optimizers, "FUSED", fused)
+    monkeypatch.setattr(kernels, "ENABLED", fused)
     rng = np.random.default_rng(1)
     theta = rng.standard_normal(1003).astype(dtype)
     opt = get_optimizer(name, learning_rate=0.01, **hyperparameters)

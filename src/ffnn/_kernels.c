@@ -8,6 +8,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -209,7 +210,67 @@ ENTRY(nadam, 4, 9,
       nadam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
                    D(4), D(5), D(6), D(7), D(8)))
 
+/* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
+ * len(rows) rows like X's. The same bytes as np.take(X, rows, axis=0, out=out), faster on a data set larger than
+ * the caches: the rows a few places ahead are prefetched while a row is copied, so that several rows' memory
+ * latencies overlap instead of adding up. */
+#define PREFETCH_AHEAD 8
+
+static PyObject *py_take_rows(PyObject *self, PyObject *args)
+{
+    PyObject *X_obj, *rows_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &X_obj, &rows_obj, &out_obj))
+        return NULL;
+    Py_buffer X, rows, out;
+    if (PyObject_GetBuffer(X_obj, &X, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(rows_obj, &rows, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&X);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
+        PyBuffer_Release(&X);
+        PyBuffer_Release(&rows);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t n_rows = X.ndim == 2 ? X.shape[0] : 0, row_bytes = X.ndim == 2 ? X.shape[1] * X.itemsize : 0;
+    Py_ssize_t n = rows.itemsize == 8 ? rows.len / 8 : -1;
+    if (X.ndim != 2 || out.ndim != 2 || n < 0 || out.shape[0] != n || out.shape[1] * out.itemsize != row_bytes ||
+        strcmp(X.format, out.format) != 0) {
+        PyErr_SetString(PyExc_TypeError, "take_rows needs a 2-d X, 64-bit row indices and an out of matching rows");
+        goto done;
+    }
+    const int64_t *idx = (const int64_t *)rows.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= n_rows) {
+            PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
+            goto done;
+        }
+    }
+    const char *src = (const char *)X.buf;
+    char *dst = (char *)out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) {
+            const char *ahead = src + idx[i + PREFETCH_AHEAD] * row_bytes;
+            for (Py_ssize_t b = 0; b < row_bytes; b += 64)
+                __builtin_prefetch(ahead + b, 0, 3);
+        }
+        memcpy(dst + i * row_bytes, src + idx[i] * row_bytes, (size_t)row_bytes);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&X);
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"take_rows", py_take_rows, METH_VARARGS, "take_rows(X, rows, out): out[i] = X[rows[i]]"},
     {"sgd", py_sgd, METH_VARARGS, "sgd(theta, grad, eta)"},
     {"momentum", py_momentum, METH_VARARGS, "momentum(theta, grad, u, beta, eta)"},
     {"nag", py_nag, METH_VARARGS, "nag(theta, grad, u, beta, eta)"},

@@ -35,6 +35,7 @@ from .activations import get_activation
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
+from .kernels import take_rows
 from .outputs import get_output_layer
 
 DTYPES = ("float32", "float64")
@@ -276,7 +277,7 @@ class Network:
             if rows is None:
                 xb, yb = X[start:stop], y[start:stop]
             else:
-                xb, yb = np.take(X, rows[start:stop], axis=0, out=gathered[:cache.batch]), y[rows[start:stop]]
+                xb, yb = take_rows(X, rows[start:stop], out=gathered[:cache.batch]), y[rows[start:stop]]
             self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             yb = self.xp.asarray(yb)

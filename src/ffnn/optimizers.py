@@ -7,27 +7,19 @@ writes into preallocated arrays: nothing is allocated per step after the first.
 
 Adding a rule is one small class with an ``update`` method and one line in ``OPTIMIZERS``.
 
-Fused kernels: when ffnn's compiled extension is present (built from ``_kernels.c`` at install when a C compiler
-is available), each built-in rule also has a ``fused`` method that does its whole update in one pass over the
-parameters instead of a dozen. The kernels perform the same float operations in the same order as ``update``,
-so the parameters are bit-identical either way (a test checks it); ``update`` is the reference and the fallback.
-Setting the environment variable ``FFNN_NO_KERNELS=1`` turns the kernels off.
+Fused kernels: where ffnn's compiled extension is built (see :mod:`ffnn.kernels`), each built-in rule also has a
+``fused`` method that does its whole update in one pass over the parameters instead of a dozen. It performs the
+same float operations in the same order as ``update``, so the parameters are bit-identical either way (a test
+checks it); ``update`` is the reference and the fallback.
 """
 
 import math
 import numbers
-import os
 
 import numpy as np
 
+from . import kernels
 from .errors import ConfigError, unknown_name
-
-try:
-    from . import _kernels
-except ImportError:  # built without a C compiler: the NumPy updates give the same numbers, a little slower
-    _kernels = None
-
-FUSED = _kernels is not None and not os.environ.get("FFNN_NO_KERNELS")
 
 
 class Optimizer:
@@ -59,7 +51,8 @@ class Optimizer:
         self.t += 1
         for key, theta in params.items():
             grad = grads[key]
-            if not (FUSED and _own_kernel(type(self)) and _fusable(theta, grad) and self.fused(key, theta, grad)):
+            fusable = kernels.ENABLED and _own_kernel(type(self)) and _fusable(theta, grad)
+            if not (fusable and self.fused(key, theta, grad)):
                 self.update(key, theta, grad)
 
     def update(self, key, theta, grad):
@@ -114,7 +107,7 @@ class SGD(Optimizer):
         theta -= step
 
     def fused(self, key, theta, grad):
-        _kernels.sgd(theta, grad, self.learning_rate)
+        kernels.compiled.sgd(theta, grad, self.learning_rate)
         return True
 
 
@@ -131,7 +124,7 @@ class Momentum(Optimizer):
         theta -= u
 
     def fused(self, key, theta, grad):
-        _kernels.momentum(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
+        kernels.compiled.momentum(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
         return True
 
 
@@ -155,7 +148,7 @@ class NAG(Optimizer):
         theta -= np.multiply(u, self.momentum, out=step)
 
     def fused(self, key, theta, grad):
-        _kernels.nag(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
+        kernels.compiled.nag(theta, grad, self.slot("u", key, theta), self.momentum, self.learning_rate)
         return True
 
 
@@ -177,7 +170,7 @@ class RMSprop(Optimizer):
         theta -= tmp
 
     def fused(self, key, theta, grad):
-        _kernels.rmsprop(theta, grad, self.slot("v", key, theta), self.beta, 1 - self.beta, self.epsilon,
+        kernels.compiled.rmsprop(theta, grad, self.slot("v", key, theta), self.beta, 1 - self.beta, self.epsilon,
                          self.learning_rate)
         return True
 
@@ -226,7 +219,7 @@ class Adam(Optimizer):
 
     def fused(self, key, theta, grad):
         c1 = 1 - self.beta1 ** self.t
-        _kernels.adam(theta, grad, *self.fused_moments(key, theta), self.learning_rate / c1)
+        kernels.compiled.adam(theta, grad, *self.fused_moments(key, theta), self.learning_rate / c1)
         return True
 
 
@@ -248,7 +241,7 @@ class Nadam(Adam):
 
     def fused(self, key, theta, grad):
         c1 = 1 - self.beta1 ** self.t
-        _kernels.nadam(theta, grad, *self.fused_moments(key, theta), self.beta1 / c1, (1 - self.beta1) / c1,
+        kernels.compiled.nadam(theta, grad, *self.fused_moments(key, theta), self.beta1 / c1, (1 - self.beta1) / c1,
                        self.learning_rate)
         return True
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
+from .kernels import take_rows
 from .optimizers import Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -218,7 +219,7 @@ class Trainer:
                     cache = caches[m]
                     xb = X_buf[:m]
                     yb = y_buf[:m]
-                    np.take(X, idx, axis=0, out=xb)
+                    take_rows(X, idx, out=xb)
                     np.take(y, idx, axis=0, out=yb)
                     y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
                     loss = net.loss(cache, yb)
