@@ -17,6 +17,16 @@
 #define MULTIVERSION
 #endif
 
+#if defined(_MSC_VER)
+#define restrict __restrict
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch((address), 0, 3)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
+
 #define MAX_ARRAYS 4
 #define MAX_SCALARS 9
 
@@ -255,7 +265,7 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
         if (i + PREFETCH_AHEAD < n) {
             const char *ahead = src + idx[i + PREFETCH_AHEAD] * row_bytes;
             for (Py_ssize_t b = 0; b < row_bytes; b += 64)
-                __builtin_prefetch(ahead + b, 0, 3);
+                PREFETCH(ahead + b);
         }
         memcpy(dst + i * row_bytes, src + idx[i] * row_bytes, (size_t)row_bytes);
     }
