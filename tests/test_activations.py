@@ -123,3 +123,39 @@ def test_relu_prime_is_zero_at_zero_and_one_above():
     a = np.array([[-1.0, 0.0, 1e-30, 2.0]])
     act = get_activation("relu")
     np.testing.assert_array_equal(act.g_prime(a, act.g(a)), [[0.0, 0.0, 1.0, 1.0]])
+
+
+# -- backward: grad_h * g'(a), compiled where built, the same numbers as NumPy ---------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["tanh", "logistic", "relu", "identity"])
+def test_backward_is_grad_h_times_g_prime_bit_for_bit(name, dtype, monkeypatch):
+    from ffnn import kernels
+
+    rng = np.random.default_rng(3)
+    act = get_activation(name)
+    a = (rng.standard_normal((33, 17)) * 4).astype(dtype)
+    a[0, :3] = 0  # relu'(0) = 0
+    h = act.g(a)
+    grad_h = (rng.standard_normal(a.shape) * 10.0 ** rng.integers(-30, 3, a.shape)).astype(dtype)
+    grad_h[1, :4] = [np.nan, np.inf, -np.inf, 0]
+    with np.errstate(invalid="ignore"):  # relu: 0 * inf
+        expected = act.g_prime(a, h) * grad_h
+    for enabled in ([False, True] if kernels.compiled is not None else [False]):
+        monkeypatch.setattr(kernels, "ENABLED", enabled)
+        out = np.empty_like(a)
+        with np.errstate(invalid="ignore"):
+            assert act.backward(a, h, grad_h, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        assert out.dtype == dtype
+
+
+def test_backward_of_a_new_activation_takes_the_numpy_path():
+    from ffnn.activations import Activation
+
+    square = Activation("square", lambda a, out=None: np.multiply(a, a, out=out),
+                        lambda a, h, out=None: np.multiply(a, 2, out=out))
+    a = np.array([[1.0, -2.0, 3.0]])
+    out = np.empty_like(a)
+    square.backward(a, a * a, np.array([[1.0, 1.0, 0.5]]), out=out)
+    assert out.tolist() == [[2.0, -4.0, 3.0]]

@@ -58,3 +58,15 @@ def test_compiled_take_rows_refuses_mismatched_shapes():
         kernels.compiled.take_rows(X, np.array([0, 1]), np.empty((3, 3), np.float32))
     with pytest.raises(TypeError, match="matching rows"):
         kernels.compiled.take_rows(X, np.array([0, 1]), np.empty((2, 3), np.float64))
+
+
+@compiled
+def test_backward_runs_compiled_for_the_arrays_it_takes(monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    a, h, grad_h = (np.full((4, 3), v, np.float32) for v in (0.5, 0.25, 2.0))
+    out = np.empty_like(a)
+    assert kernels.backward(0, a, h, grad_h, out) is True
+    assert np.all(out == np.float32((1 - 0.25 * 0.25) * 2.0))
+    assert kernels.backward(None, a, h, grad_h, out) is False          # not a built-in g'
+    assert kernels.backward(0, a, h, grad_h.astype(np.float64), out) is False
+    assert kernels.backward(0, a.T, h.T, grad_h.T, np.empty((3, 4), np.float32)) is False

@@ -220,6 +220,75 @@ ENTRY(nadam, 4, 9,
       nadam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
                    D(4), D(5), D(6), D(7), D(8)))
 
+/* grad_a = grad_h * g'(a) for each activation, as activations.py computes it: g'(a) first (from h = g(a) or from a),
+ * then the product. No restrict: out may be one of the inputs. */
+#define BACKWARD_BODY(T)                                                                                    \
+    MULTIVERSION static void tanh_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)    \
+    {                                                                                                         \
+        (void)a;                                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
+            out[i] = ((T)1 - h[i] * h[i]) * gh[i];                                                            \
+    }                                                                                                         \
+    MULTIVERSION static void logistic_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out) \
+    {                                                                                                         \
+        (void)a;                                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
+            out[i] = (((T)1 - h[i]) * h[i]) * gh[i];                                                          \
+    }                                                                                                         \
+    MULTIVERSION static void relu_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)    \
+    {                                                                                                         \
+        (void)h;                                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++) /* a product, not a select: 0 * NaN stays NaN as in NumPy */       \
+            out[i] = (a[i] > (T)0 ? (T)1 : (T)0) * gh[i];                                                     \
+    }                                                                                                         \
+    MULTIVERSION static void identity_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out) \
+    {                                                                                                         \
+        (void)a;                                                                                              \
+        (void)h;                                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
+            out[i] = (T)1 * gh[i];                                                                            \
+    }
+BACKWARD_BODY(float)
+BACKWARD_BODY(double)
+
+/* backward(kind, a, h, grad_h, out) with kind 0 tanh, 1 logistic, 2 relu, 3 identity. */
+static PyObject *py_backward(PyObject *self, PyObject *args)
+{
+    if (PyTuple_GET_SIZE(args) != 5) {
+        PyErr_SetString(PyExc_TypeError, "backward(kind, a, h, grad_h, out)");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 0));
+    if (kind == -1 && PyErr_Occurred())
+        return NULL;
+    if (kind < 0 || kind > 3) {
+        PyErr_SetString(PyExc_ValueError, "kind must be 0 (tanh), 1 (logistic), 2 (relu) or 3 (identity)");
+        return NULL;
+    }
+    PyObject *arrays = PyTuple_GetSlice(args, 1, 5);
+    if (arrays == NULL)
+        return NULL;
+    /* All four must be writable for parse(); the training loop's arrays are. */
+    Operands op;
+    int failed = parse(arrays, 4, 0, &op);
+    Py_DECREF(arrays);
+    if (failed < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (op.is_double) {
+        void (*f[4])(Py_ssize_t, const double *, const double *, const double *, double *) = {
+            tanh_backward_double, logistic_backward_double, relu_backward_double, identity_backward_double};
+        f[kind](op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3));
+    } else {
+        void (*f[4])(Py_ssize_t, const float *, const float *, const float *, float *) = {
+            tanh_backward_float, logistic_backward_float, relu_backward_float, identity_backward_float};
+        f[kind](op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), BUF(float, 3));
+    }
+    Py_END_ALLOW_THREADS
+    release(&op);
+    Py_RETURN_NONE;
+}
+
 /* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
  * len(rows) rows like X's. The same bytes as np.take(X, rows, axis=0, out=out), faster on a data set larger than
  * the caches: the rows a few places ahead are prefetched while a row is copied, so that several rows' memory
@@ -281,6 +350,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"take_rows", py_take_rows, METH_VARARGS, "take_rows(X, rows, out): out[i] = X[rows[i]]"},
+    {"backward", py_backward, METH_VARARGS, "backward(kind, a, h, grad_h, out): out = grad_h * g'(a)"},
     {"sgd", py_sgd, METH_VARARGS, "sgd(theta, grad, eta)"},
     {"momentum", py_momentum, METH_VARARGS, "momentum(theta, grad, u, beta, eta)"},
     {"nag", py_nag, METH_VARARGS, "nag(theta, grad, u, beta, eta)"},

@@ -1,7 +1,8 @@
 """ffnn's optional compiled kernels, and the switch that turns them on.
 
 ``_kernels.c`` is built at install time when a C compiler is available. It holds the optimizers' update rules
-fused into one pass over the parameters each, and a row gather for mini-batches. Each does exactly what the NumPy
+fused into one pass over the parameters each, a row gather for mini-batches, and ``grad_h * g'(a)`` in one pass
+for the built-in activations. Each does exactly what the NumPy
 code beside its use does, in the same order and precision, so results are bit-identical with or without it (the
 tests check it); the NumPy code is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
 """
@@ -31,3 +32,16 @@ def take_rows(X, rows, out):
     else:
         np.take(X, rows, axis=0, out=out)
     return out
+
+
+def backward(kind, a, h, grad_h, out):
+    """``out = grad_h * g'(a)`` in one compiled pass for the built-in g' numbered ``kind`` (0 tanh, 1 logistic,
+    2 relu, 3 identity); False where that does not apply (``kind`` None, or arrays the kernel does not take), and
+    the caller then computes g'(a) and the product with NumPy, which gives the same numbers."""
+    arrays = (a, h, grad_h, out)
+    if not (ENABLED and kind is not None and all(type(x) is np.ndarray for x in arrays)
+            and all(x.dtype == out.dtype and x.shape == out.shape and x.flags.c_contiguous
+                    and x.flags.writeable for x in arrays) and out.dtype in (np.float32, np.float64)):
+        return False
+    compiled.backward(kind, a, h, grad_h, out)
+    return True

@@ -237,8 +237,8 @@ class Network:
                 np.matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
                 if cache.dropout:
                     grad_h[k - 1] *= cache.mask[k - 1]              # through h_{k-1} * mask
-                self.activation.g_prime(a[k - 1], h[k - 1], out=grad_a[k - 1])
-                grad_a[k - 1] *= grad_h[k - 1]                      # grad_a{k-1} = grad_h{k-1} * g'(a_{k-1})
+                # grad_a{k-1} = grad_h{k-1} * g'(a_{k-1})
+                self.activation.backward(a[k - 1], h[k - 1], grad_h[k - 1], out=grad_a[k - 1])
         return grads
 
     def loss(self, cache, y):
