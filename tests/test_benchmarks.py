@@ -1,0 +1,30 @@
+"""Smoke tests of the benchmark scripts (``--quick``): they run end to end and print what they promise. Timings are
+printed, never asserted."""
+
+import os
+import re
+import runpy
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+def test_train_speed_quick(capsys, monkeypatch):
+    script = os.path.join(ROOT, "benchmarks", "train_speed.py")
+    monkeypatch.setattr(sys, "argv", [script, "--quick"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(script, run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "float32 GEMM peak" in out
+    assert re.search(r"ffnn kernels \(optimizer updates, batch gather\): (compiled|NumPy)", out)
+    for config in ("784-128-128-10 B64 sgd", "784-128-128-10 B64 adam"):
+        block = out.split(config + ":")[1].split("\n\n")[0]
+        assert re.search(r"ffnn +\d+\.\d{3} \(\d+\.\d{3}-\d+\.\d{3}\) +test acc 0\.\d{4} +predict +[\d,]+ rows/s", block)
+        assert re.search(r"sklearn .* ffnn/sklearn = \d+\.\d\d", block)
+        assert re.search(r"ffnn: [\d.]+ GFLOP/s = \d+% of the", block)
+    assert re.search(r"784-128-128-10 B64 adam +\| \d+\.\d{3} \|", out)
