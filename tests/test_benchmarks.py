@@ -28,3 +28,20 @@ def test_train_speed_quick(capsys, monkeypatch):
         assert re.search(r"sklearn .* ffnn/sklearn = \d+\.\d\d", block)
         assert re.search(r"ffnn: [\d.]+ GFLOP/s = \d+% of the", block)
     assert re.search(r"784-128-128-10 B64 adam +\| \d+\.\d{3} \|", out)
+
+
+def test_kernels_quick(capsys):
+    from ffnn import kernels
+
+    script = os.path.join(ROOT, "benchmarks", "kernels.py")
+    module = runpy.run_path(script)
+    before = kernels.ENABLED
+    assert module["main"](["--quick"]) == 0
+    out = capsys.readouterr().out
+    if kernels.compiled is None:
+        assert "not built" in out
+        return
+    for label in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam", "batch 64", "batch 256", "tanh, batch 64",
+                  "relu, batch 256"):
+        assert re.search(rf"\n  {re.escape(label)} +compiled +[\d.]+ us +NumPy +[\d.]+ us +speed-up +[\d.]+x", out), label
+    assert kernels.ENABLED == before  # restored after the comparison

@@ -1,0 +1,84 @@
+"""ffnn's compiled kernels against the NumPy code they replace, on the sizes of 784-128-128-10 training.
+
+Each pair is timed alternately in one process and the median of several repeats is printed, with the speed-up.
+Both sides compute the same numbers (the test suite checks it bit for bit).
+
+    python benchmarks/kernels.py
+    python benchmarks/kernels.py --quick    # a smoke test: fewer calls, a smaller data set
+"""
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from ffnn import kernels
+from ffnn.activations import get_activation
+from ffnn.optimizers import get_optimizer
+
+N_PARAMS = 784 * 128 + 128 * 128 + 128 * 10 + 128 + 128 + 10  # 784-128-128-10
+
+
+CALLS, REPEATS, ROWS = 300, 7, 60_000
+
+
+def per_call(fn, calls=None, repeats=None):
+    """Median over ``repeats`` of the mean seconds per call of ``fn``, compiled and NumPy alternating."""
+    calls, before = calls or CALLS, kernels.ENABLED
+    times = {True: [], False: []}
+    for _ in range(repeats or REPEATS):
+        for enabled in (True, False):
+            kernels.ENABLED = enabled
+            fn()
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[enabled].append((time.perf_counter() - start) / calls)
+    kernels.ENABLED = before
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
+def report(label, compiled, numpy_):
+    print(f"  {label:<34} compiled {compiled * 1e6:8.1f} us   NumPy {numpy_ * 1e6:8.1f} us   "
+          f"speed-up {numpy_ / compiled:4.1f}x")
+
+
+def main(argv=None):
+    global CALLS, REPEATS, ROWS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls and a smaller data set")
+    if parser.parse_args(argv).quick:
+        CALLS, REPEATS, ROWS = 5, 1, 2_000
+    if kernels.compiled is None:
+        print("ffnn's C extension is not built here (no C compiler at install): nothing to compare")
+        return 0
+    rng = np.random.default_rng(0)
+    print(f"optimizer step on {N_PARAMS:,} float32 parameters (one flat vector):")
+    theta = rng.standard_normal(N_PARAMS).astype(np.float32)
+    grad = (rng.standard_normal(N_PARAMS) * 1e-3).astype(np.float32)
+    for name in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam"):
+        opt = get_optimizer(name, learning_rate=1e-4)
+        report(name, *per_call(lambda: opt.step({"theta": theta}, {"theta": grad})))
+
+    print(f"mini-batch gather from a {ROWS:,} x 784 float32 training set (random rows):")
+    X = rng.standard_normal((ROWS, 784), dtype=np.float32)
+    for batch in (64, 256):
+        out = np.empty((batch, 784), np.float32)
+        batches = [rng.permutation(ROWS)[:batch] for _ in range(64)]
+        cycle = iter(range(10 ** 9))
+        report(f"batch {batch}", *per_call(lambda: kernels.take_rows(X, batches[next(cycle) % 64], out)))
+
+    print("grad_h * g'(a) for a hidden layer of 128 units:")
+    for batch in (64, 256):
+        for name in ("tanh", "logistic", "relu"):
+            act = get_activation(name)
+            a = rng.standard_normal((batch, 128)).astype(np.float32)
+            h, grad_h, out = act.g(a), rng.standard_normal((batch, 128)).astype(np.float32), np.empty_like(a)
+            report(f"{name}, batch {batch}", *per_call(lambda: act.backward(a, h, grad_h, out), calls=CALLS * 7))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
