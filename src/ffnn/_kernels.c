@@ -152,31 +152,29 @@ RMSPROP_BODY(double, sqrt)
 /* Adam's moments: m <- m * beta1 + grad * (1 - beta1); v <- v * beta2 + (grad^2) * (1 - beta2);
  * den = sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps. Adam: theta <- theta - (m / den) * (eta / (1 - beta1^t)).
  * Nadam: theta <- theta - ((m * a + grad * b) / den) * eta with a = beta1 / c1, b = (1 - beta1) / c1. */
+#define ADAM_MOMENTS(T, SQRT)                                                                               \
+    T g = grad[i];                                                                                            \
+    T mi = m[i] * beta1 + g * one_minus_beta1;                                                                \
+    T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                          \
+    m[i] = mi;                                                                                                \
+    v[i] = vi;                                                                                                \
+    T den = SQRT(vi) * inv_sqrt_c2 + eps;
+#define ADAM_ARGS(T)                                                                                        \
+    Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict m, T *restrict v, T beta1,           \
+        T one_minus_beta1, T beta2, T one_minus_beta2, T inv_sqrt_c2, T eps
 #define ADAM_BODY(T, SQRT)                                                                                  \
-    MULTIVERSION static void adam_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                 \
-                                      T *restrict m, T *restrict v, T beta1, T one_minus_beta1, T beta2,      \
-                                      T one_minus_beta2, T inv_sqrt_c2, T eps, T step)                        \
+    MULTIVERSION static void adam_##T(ADAM_ARGS(T), T step)                                                   \
     {                                                                                                         \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
-            T g = grad[i];                                                                                    \
-            T mi = m[i] * beta1 + g * one_minus_beta1;                                                        \
-            T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                  \
-            m[i] = mi;                                                                                        \
-            v[i] = vi;                                                                                        \
-            theta[i] -= (mi / (SQRT(vi) * inv_sqrt_c2 + eps)) * step;                                         \
+            ADAM_MOMENTS(T, SQRT)                                                                             \
+            theta[i] -= (mi / den) * step;                                                                    \
         }                                                                                                     \
     }                                                                                                         \
-    MULTIVERSION static void nadam_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                \
-                                       T *restrict m, T *restrict v, T beta1, T one_minus_beta1, T beta2,     \
-                                       T one_minus_beta2, T inv_sqrt_c2, T eps, T a, T b, T eta)              \
+    MULTIVERSION static void nadam_##T(ADAM_ARGS(T), T a, T b, T eta)                                         \
     {                                                                                                         \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
-            T g = grad[i];                                                                                    \
-            T mi = m[i] * beta1 + g * one_minus_beta1;                                                        \
-            T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                  \
-            m[i] = mi;                                                                                        \
-            v[i] = vi;                                                                                        \
-            theta[i] -= ((mi * a + g * b) / (SQRT(vi) * inv_sqrt_c2 + eps)) * eta;                            \
+            ADAM_MOMENTS(T, SQRT)                                                                             \
+            theta[i] -= ((mi * a + g * b) / den) * eta;                                                       \
         }                                                                                                     \
     }
 ADAM_BODY(float, sqrtf)
