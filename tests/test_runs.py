@@ -141,6 +141,20 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     assert any("already finished 2 epochs" in line for line in lines)
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_run_says_what_it_trains_on_and_how(tmp_path, monkeypatch, enabled):
+    from ffnn import kernels
+
+    monkeypatch.setattr(kernels, "ENABLED", enabled)
+    lines = []
+    runs.train(digits_config(tmp_path, epochs=1), verbose=1, log=lines.append)
+    assert lines[0] == "data: digits, 1293 training, 144 validation and 360 test examples"
+    assert lines[1] == "network: 64-32-10 relu, softmax + cross_entropy, 2,410 parameters"
+    assert lines[2] == ("training: adam (lr 0.002, beta1 0.9, beta2 0.999, epsilon 1e-08), cosine schedule, "
+                        "batch 32, 1 epochs, float32, "
+                        + ("compiled kernels" if enabled else "NumPy only (ffnn's C extension is not in use)"))
+
+
 def test_load_run_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a run folder"):
         runs.load_run_config(tmp_path)
