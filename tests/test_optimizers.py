@@ -261,13 +261,14 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(name):
 
 # -- the compiled kernels against the NumPy updates --------------------------------------------------------------
 
-def trajectory(name, dtype, fused, monkeypatch, steps=40, **hyperparameters):
+def trajectory(name, dtype, fused, monkeypatch, steps=40, learning_rate=0.01, **hyperparameters):
     """Parameters and state after ``steps`` updates with gradients spanning 12 orders of magnitude, zeros among
     them (Adam's state then underflows towards subnormals)."""
     monkeypatch.setattr(kernels, "ENABLED", fused)
     rng = np.random.default_rng(1)
     theta = rng.standard_normal(1003).astype(dtype)
     opt = get_optimizer(name, learning_rate=0.01, **hyperparameters)
+    opt.learning_rate = learning_rate  # as a schedule sets it, possibly a NumPy scalar
     for _ in range(steps):
         grad = (rng.standard_normal(theta.shape) * 10.0 ** rng.integers(-9, 3, theta.shape)).astype(dtype)
         grad[rng.random(theta.shape) < 0.2] = 0
@@ -316,3 +317,12 @@ def test_non_contiguous_views_take_the_numpy_path_with_the_same_result():
         for _ in range(3):
             opt.step({"W": theta}, {"W": np.ascontiguousarray(grad.T) if theta is flat else grad.T})
     assert np.array_equal(viewed, flat)
+
+
+@compiled
+@pytest.mark.parametrize("learning_rate", [np.float64(0.003), np.float32(0.003), 0.003])
+@pytest.mark.parametrize("name", NAMES)
+def test_kernels_match_numpy_whatever_type_the_learning_rate_has(name, learning_rate, monkeypatch):
+    fused_theta, _ = trajectory(name, np.float32, True, monkeypatch, steps=5, learning_rate=learning_rate)
+    numpy_theta, _ = trajectory(name, np.float32, False, monkeypatch, steps=5, learning_rate=learning_rate)
+    assert np.array_equal(fused_theta, numpy_theta)
