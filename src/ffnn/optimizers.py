@@ -49,9 +49,11 @@ class Optimizer:
     def step(self, params, grads):
         """Update every array of ``params`` in place from the matching array of ``grads``."""
         self.t += 1
-        # A Python float, so that NumPy rounds it to the parameters' precision as the kernels do (a NumPy float64
+        # Python floats, so that NumPy rounds them to the parameters' precision as the kernels do (a NumPy float64
         # here, say from a schedule, would make NumPy compute in float64 instead).
         self.learning_rate = float(self.learning_rate)
+        for name in self.hyperparameters:
+            setattr(self, name, float(getattr(self, name)))
         for key, theta in params.items():
             grad = grads[key]
             fusable = kernels.ENABLED and _own_kernel(type(self)) and _fusable(theta, grad)
