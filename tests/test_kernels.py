@@ -42,8 +42,16 @@ def test_take_rows_of_a_non_contiguous_array_falls_back():
     assert np.array_equal(kernels.take_rows(X, np.array([4, 0]), out), X[[4, 0]])
 
 
+@pytest.mark.parametrize("enabled", [False, True])
+def test_take_rows_counts_negative_rows_from_the_end_like_numpy(enabled, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", enabled and kernels.compiled is not None)
+    X = np.arange(20.0).reshape(5, 4)
+    out = np.empty((3, 4))
+    assert np.array_equal(kernels.take_rows(X, np.array([-1, 0, -5]), out), X[[4, 0, 0]])
+
+
 @compiled
-@pytest.mark.parametrize("bad", [-1, 5])
+@pytest.mark.parametrize("bad", [-6, 5])
 def test_compiled_take_rows_refuses_out_of_range_rows(bad):
     X = np.zeros((5, 3), np.float32)
     out = np.empty((2, 3), np.float32)

@@ -288,7 +288,7 @@ static PyObject *py_backward(PyObject *self, PyObject *args)
 }
 
 /* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
- * len(rows) rows like X's. The same bytes as np.take(X, rows, axis=0, out=out), faster on a data set larger than
+ * len(rows) rows like X's; returns NotImplemented, copying nothing, when an index is negative. The same bytes as np.take(X, rows, axis=0, out=out), faster on a data set larger than
  * the caches: the rows a few places ahead are prefetched while a row is copied, so that several rows' memory
  * latencies overlap instead of adding up. */
 #define PREFETCH_AHEAD 8
@@ -319,11 +319,18 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
         goto done;
     }
     const int64_t *idx = (const int64_t *)rows.buf;
+    int has_negative = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (idx[i] < 0 || idx[i] >= n_rows) {
+        if (idx[i] < -n_rows || idx[i] >= n_rows) {
             PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
             goto done;
         }
+        has_negative |= idx[i] < 0;
+    }
+    if (has_negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
+        result = Py_NotImplemented;
+        Py_INCREF(result);
+        goto done;
     }
     const char *src = (const char *)X.buf;
     char *dst = (char *)out.buf;

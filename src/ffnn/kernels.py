@@ -2,9 +2,9 @@
 
 ``_kernels.c`` is built at install time when a C compiler is available. It holds the optimizers' update rules
 fused into one pass over the parameters each, a row gather for mini-batches, and ``grad_h * g'(a)`` in one pass
-for the built-in activations. Each does exactly what the NumPy
-code beside its use does, in the same order and precision, so results are bit-identical with or without it (the
-tests check it); the NumPy code is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
+for the built-in activations. Each does exactly what the NumPy code beside its use does, in the same order and
+precision, so results are bit-identical with or without it (the tests check it); the NumPy code is the reference
+and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
 """
 
 import os
@@ -27,11 +27,10 @@ def take_rows(X, rows, out):
     int64 row indices.
     """
     if (ENABLED and type(X) is np.ndarray and type(out) is np.ndarray and X.ndim == 2 and X.dtype == out.dtype
-            and X.flags.c_contiguous and out.flags.c_contiguous and rows.dtype == np.int64):
-        compiled.take_rows(X, np.ascontiguousarray(rows), out)
-    else:
-        np.take(X, rows, axis=0, out=out)
-    return out
+            and X.flags.c_contiguous and out.flags.c_contiguous and rows.dtype == np.int64
+            and compiled.take_rows(X, np.ascontiguousarray(rows), out) is not NotImplemented):
+        return out
+    return np.take(X, rows, axis=0, out=out)
 
 
 def backward(kind, a, h, grad_h, out):
