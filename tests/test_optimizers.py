@@ -326,3 +326,14 @@ def test_kernels_match_numpy_whatever_type_the_learning_rate_has(name, learning_
     fused_theta, _ = trajectory(name, np.float32, True, monkeypatch, steps=5, learning_rate=learning_rate)
     numpy_theta, _ = trajectory(name, np.float32, False, monkeypatch, steps=5, learning_rate=learning_rate)
     assert np.array_equal(fused_theta, numpy_theta)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_read_only_gradient_is_used_as_numpy_would(name):
+    theta = np.ones(5, np.float32)
+    grad = np.linspace(-1, 1, 5).astype(np.float32)
+    grad.flags.writeable = False
+    expected = theta.copy()
+    get_optimizer(name, learning_rate=0.1).step({"p": expected}, {"p": grad.copy()})
+    get_optimizer(name, learning_rate=0.1).step({"p": theta}, {"p": grad})
+    assert np.array_equal(theta, expected)

@@ -263,7 +263,7 @@ def _fusable(theta, grad):
     # The kernels take contiguous NumPy arrays of float32 or float64 (the training loop's flat vectors).
     return (type(theta) is np.ndarray and type(grad) is np.ndarray and theta.dtype == grad.dtype
             and theta.dtype in (np.float32, np.float64) and theta.flags.c_contiguous and grad.flags.c_contiguous
-            and theta.shape == grad.shape)
+            and theta.flags.writeable and grad.flags.writeable and theta.shape == grad.shape)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, NAG, RMSprop, Adam, Nadam)}
