@@ -361,3 +361,27 @@ def test_verbose_logs_one_line_per_epoch():
     small_net().fit(X, y, epochs=3, batch_size=10, validation_fraction=0.2, seed=0, verbose=1, log=lines.append)
     assert len(lines) == 3
     assert lines[0].startswith("epoch 1/3") and "val_loss" in lines[0] and "acc" in lines[0]
+
+
+@pytest.mark.parametrize("activation,optimizer,dtype,dropout", [
+    ("tanh", "adam", "float32", 0.0), ("relu", "nadam", "float64", 0.2), ("logistic", "nag", "float32", 0.1),
+    ("identity", "rmsprop", "float32", 0.0), ("relu", "sgd", "float32", 0.0),
+])
+def test_training_with_and_without_compiled_kernels_gives_identical_weights(activation, optimizer, dtype, dropout,
+                                                                            monkeypatch):
+    from ffnn import kernels
+
+    if kernels.compiled is None:
+        pytest.skip("ffnn was built without its C extension")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 12)).astype(dtype)
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(np.int64) + (X[:, 2] > 0.5)
+    weights = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(kernels, "ENABLED", enabled)
+        net = ffnn.Network([12, 16, 8, 3], activation=activation, dtype=dtype, seed=1, dropout=dropout)
+        history = net.fit(X, y, epochs=3, batch_size=32, optimizer=optimizer, learning_rate=0.01, seed=2,
+                          validation_fraction=0.2, schedule="cosine", verbose=0)
+        weights[enabled] = (net.theta.copy(), history["loss"], history["val_loss"])
+    assert np.array_equal(weights[True][0], weights[False][0])
+    assert weights[True][1:] == weights[False][1:]
