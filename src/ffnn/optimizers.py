@@ -13,6 +13,7 @@ same float operations in the same order as ``update``, so the parameters are bit
 checks it); ``update`` is the reference and the fallback.
 """
 
+import functools
 import math
 import numbers
 
@@ -251,6 +252,7 @@ class Nadam(Adam):
         return True
 
 
+@functools.cache
 def _own_kernel(cls):
     # A subclass that rewrites ``update`` without its own ``fused`` must not inherit its parent's kernel.
     for klass in cls.__mro__:
