@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from ffnn.arrays import ScaledBytes
 from ffnn.data import DATASETS, Dataset, Deferred, Scaling, datasets, load, read_idx, write_idx
 from ffnn.errors import ConfigError, DataError
 
@@ -73,19 +74,22 @@ def test_mnist_from_data_dir(tmp_path, gz):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_mnist_test_images_are_converted_on_first_use_with_the_same_numbers(tmp_path, monkeypatch, dtype):
+def test_mnist_images_stay_bytes_until_read_and_then_have_the_same_numbers(tmp_path, dtype):
     arrays = write_mnist(tmp_path / "d")
-    conversions = []
-    convert = datasets._scaled_images
-    monkeypatch.setattr(datasets, "_scaled_images", lambda *args: conversions.append(1) or convert(*args))
     ds = load("mnist", data_dir=tmp_path / "d", download=False, dtype=dtype)
-    assert conversions == []  # the test split is still the file's bytes
-    assert ds.y_test.shape == (8,)
-    # what reading with conversion gives, the way the training split is read
-    expected = read_idx(tmp_path / "d" / "t10k-images-idx3-ubyte.gz", dtype=dtype).reshape(8, 784)
-    expected /= np.asarray(255, dtype)
-    assert ds.X_test.dtype == np.dtype(dtype) and ds.X_test.tobytes() == expected.tobytes()
-    assert ds.X_test is ds.X_test and conversions == [1]  # built once, then kept
+    assert "X_train" not in vars(ds) and "X_test" not in vars(ds)  # both splits are still the files' bytes
+    for split, stem, n in (("train", "train", 20), ("test", "t10k", 8)):
+        stored = ds.inputs(split)
+        assert isinstance(stored, ScaledBytes) and stored.raw.dtype == np.uint8 and stored.shape == (n, 784)
+        # what reading with conversion and scaling the floats in place gives
+        expected = read_idx(tmp_path / "d" / f"{stem}-images-idx3-ubyte.gz", dtype=dtype).reshape(n, 784)
+        expected /= np.asarray(255, dtype)
+        X = getattr(ds, f"X_{split}")
+        assert X.dtype == np.dtype(dtype) and X.tobytes() == expected.tobytes()
+        assert getattr(ds, f"X_{split}") is X  # built once, then kept
+        assert ds.inputs(split) is X  # once built, the floats serve
+        out = np.empty((3, 784), dtype)
+        assert stored.take(np.array([n - 1, 0, 2]), out).tobytes() == expected[[n - 1, 0, 2]].tobytes()
     np.testing.assert_array_equal(ds.X_test * 255, arrays["t10k-images-idx3-ubyte"].reshape(8, 784))
 
 

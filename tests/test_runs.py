@@ -195,3 +195,24 @@ def test_regression_dataset_with_softmax_output_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="regression"):
         runs.train(config, verbose=0)
     assert not os.path.exists(os.path.join(tmp_path, config.run_name()))
+
+
+def test_an_image_set_trains_as_bytes_with_the_results_of_its_floats(tmp_path, monkeypatch):
+    from test_data_datasets import write_mnist
+    from ffnn.arrays import ScaledBytes
+
+    write_mnist(tmp_path / "mnist", n_train=300, n_test=50)
+    config = TrainConfig(dataset="mnist", data_dir=os.fspath(tmp_path / "mnist"), epochs=2, batch_size=32,
+                         hidden_sizes=[16], output_dir=os.fspath(tmp_path / "runs"), seed=0)
+    floats = ffnn.datasets.load("mnist", data_dir=tmp_path / "mnist")
+    floats.X_train, floats.X_test  # noqa: B018 -- built now: this run trains on the float arrays
+    expected = runs.train(config, dataset=floats, verbose=0)
+
+    def no_floats(self, dtype=None):
+        raise AssertionError("the images were converted as a whole")
+
+    monkeypatch.setattr(ScaledBytes, "to_array", no_floats)
+    result = runs.train(config, verbose=0)
+    assert result.net.theta.tobytes() == expected.net.theta.tobytes()
+    assert result.summary["test_loss"] == expected.summary["test_loss"]
+    assert result.summary["test_accuracy"] == expected.summary["test_accuracy"]

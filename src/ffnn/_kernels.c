@@ -353,8 +353,92 @@ done:
     return result;
 }
 
+/* take_scaled_rows(raw, rows, out, offset, scale): out[i] = (raw[rows[i]] - offset) / scale for a C-contiguous 2-d
+ * uint8 raw and a float32 or float64 out of len(rows) rows of as many columns: the bytes become floats while they
+ * are gathered. Each element gets the same two operations, in out's precision, as Scaling's in-place
+ * (X - offset) / scale on the converted array, so the numbers are identical. NotImplemented, copying nothing,
+ * when an index is negative. */
+#define SCALED_ROWS(T)                                                                                              \
+    static void scaled_rows_##T(const uint8_t *restrict src, const int64_t *restrict idx, Py_ssize_t n,            \
+                                Py_ssize_t d, T *restrict dst, T offset, T scale)                                  \
+    {                                                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                       \
+            if (i + PREFETCH_AHEAD < n) {                                                                          \
+                const uint8_t *ahead = src + idx[i + PREFETCH_AHEAD] * d;                                          \
+                for (Py_ssize_t b = 0; b < d; b += 64)                                                             \
+                    PREFETCH(ahead + b);                                                                           \
+            }                                                                                                      \
+            const uint8_t *restrict row = src + idx[i] * d;                                                        \
+            T *restrict to = dst + i * d;                                                                          \
+            for (Py_ssize_t j = 0; j < d; j++)                                                                     \
+                to[j] = ((T)row[j] - offset) / scale;                                                              \
+        }                                                                                                          \
+    }
+MULTIVERSION SCALED_ROWS(float)
+MULTIVERSION SCALED_ROWS(double)
+
+static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
+{
+    PyObject *raw_obj, *rows_obj, *out_obj;
+    double offset, scale;
+    if (!PyArg_ParseTuple(args, "OOOdd", &raw_obj, &rows_obj, &out_obj, &offset, &scale))
+        return NULL;
+    Py_buffer raw, rows, out;
+    if (PyObject_GetBuffer(raw_obj, &raw, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(rows_obj, &rows, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&raw);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
+        PyBuffer_Release(&raw);
+        PyBuffer_Release(&rows);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int is_double = strcmp(out.format, "d") == 0;
+    Py_ssize_t n_rows = raw.ndim == 2 ? raw.shape[0] : 0, d = raw.ndim == 2 ? raw.shape[1] : 0;
+    Py_ssize_t n = rows.itemsize == 8 ? rows.len / 8 : -1;
+    if (raw.ndim != 2 || raw.itemsize != 1 || strcmp(raw.format, "B") != 0 || out.ndim != 2 || n < 0 ||
+        out.shape[0] != n || out.shape[1] != d || !(is_double || strcmp(out.format, "f") == 0)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "take_scaled_rows needs a 2-d uint8 array, 64-bit row indices and a float32 or float64 out "
+                        "of matching rows");
+        goto done;
+    }
+    const int64_t *idx = (const int64_t *)rows.buf;
+    int has_negative = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (idx[i] < -n_rows || idx[i] >= n_rows) {
+            PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
+            goto done;
+        }
+        has_negative |= idx[i] < 0;
+    }
+    if (has_negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
+        result = Py_NotImplemented;
+        Py_INCREF(result);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        scaled_rows_double((const uint8_t *)raw.buf, idx, n, d, (double *)out.buf, offset, scale);
+    else
+        scaled_rows_float((const uint8_t *)raw.buf, idx, n, d, (float *)out.buf, (float)offset, (float)scale);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&raw);
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take_rows", py_take_rows, METH_VARARGS, "take_rows(X, rows, out): out[i] = X[rows[i]]"},
+    {"take_scaled_rows", py_take_scaled_rows, METH_VARARGS,
+     "take_scaled_rows(raw, rows, out, offset, scale): out[i] = (raw[rows[i]] - offset) / scale"},
     {"backward", py_backward, METH_VARARGS, "backward(kind, a, h, grad_h, out): out = grad_h * g'(a)"},
     {"sgd", py_sgd, METH_VARARGS, "sgd(theta, grad, eta)"},
     {"momentum", py_momentum, METH_VARARGS, "momentum(theta, grad, u, beta, eta)"},

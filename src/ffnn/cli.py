@@ -268,12 +268,13 @@ def cmd_evaluate(args):
     if not name:
         raise ConfigError("the model does not record its dataset; pass --dataset")
     ds = data.load(name, data_dir=args.data_dir, target=args.target or meta.get("target"), dtype=net.dtype.name)
-    result = net.evaluate(ds.X_test, ds.y_test)
-    print(f"dataset {ds.name}: {ds.X_test.shape[0]} test examples")
+    X_test = ds.inputs("test")
+    result = net.evaluate(X_test, ds.y_test)
+    print(f"dataset {ds.name}: {len(ds.y_test)} test examples")
     print(f"loss {result['loss']:.4f}")
     if "accuracy" in result:
         print(f"accuracy {result['accuracy']:.4f}")
-        cm = confusion_matrix(ds.y_test, net.predict(ds.X_test), net.sizes[-1])
+        cm = confusion_matrix(ds.y_test, net.predict(X_test), net.sizes[-1])
         print(format_confusion(cm, ds.class_names or meta.get("class_names")))
     return 0
 

@@ -32,10 +32,10 @@ run on contiguous operands, which BLAS does 20-25% faster at these sizes.
 import numpy as np
 
 from .activations import get_activation
+from .arrays import ScaledBytes, row_block, take_rows
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
-from .kernels import take_rows
 from .outputs import get_output_layer
 
 DTYPES = ("float32", "float64")
@@ -250,9 +250,11 @@ class Network:
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
         X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        converted = self._chunk_buffer(X, batch_size) if isinstance(X, ScaledBytes) else None
         for start, cache in self._chunks(X.shape[0], batch_size):
-            xb = X[start:start + cache.batch]
-            self._check_finite(xb)
+            xb = row_block(X, start, start + cache.batch, converted)
+            if converted is None:  # a ScaledBytes' rows are finite by construction
+                self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             out[start:start + cache.batch] = to_numpy(y_hat)
         return out
@@ -271,14 +273,15 @@ class Network:
         y = self._check_y(y, X.shape[0])
         n = X.shape[0] if rows is None else len(rows)
         total, correct = 0.0, 0
-        gathered = np.empty((min(batch_size, n), X.shape[1]), X.dtype) if rows is not None else None
+        gathered = self._chunk_buffer(X, batch_size, n) if rows is not None or isinstance(X, ScaledBytes) else None
         for start, cache in self._chunks(n, batch_size):
             stop = start + cache.batch
             if rows is None:
-                xb, yb = X[start:stop], y[start:stop]
+                xb, yb = row_block(X, start, stop, gathered), y[start:stop]
             else:
                 xb, yb = take_rows(X, rows[start:stop], out=gathered[:cache.batch]), y[rows[start:stop]]
-            self._check_finite(xb)
+            if not isinstance(X, ScaledBytes):  # whose rows are finite by construction
+                self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             yb = self.xp.asarray(yb)
             total += self.loss(cache, yb) * cache.batch
@@ -322,14 +325,25 @@ class Network:
                 caches[n] = self.new_cache(n)
             yield start, caches[n]
 
+    def _chunk_buffer(self, X, batch_size, n=None):
+        # Floats for one chunk of rows gathered from X, or converted from a ScaledBytes.
+        return self.xp.empty((min(batch_size, X.shape[0] if n is None else n), X.shape[1]), self.dtype)
+
     def _check_X(self, X, finite=True):
-        X = np.asarray(X) if self.xp is np else self.xp.asarray(X)
+        """X as this network takes it: a 2-D array of its dtype with its number of features, or a ScaledBytes
+        (whose rows are always finite), which stays as it is and is converted chunk by chunk."""
+        if isinstance(X, ScaledBytes) and self.xp is not np:
+            X = X.to_array(self.dtype)
+        if not isinstance(X, ScaledBytes):
+            X = np.asarray(X) if self.xp is np else self.xp.asarray(X)
         if X.ndim != 2:
             raise DataError(f"X must be a 2-D array (examples, features); got shape {tuple(X.shape)}")
         if X.shape[1] != self.sizes[0]:
             raise DataError(f"X has {X.shape[1]} features; this network expects {self.sizes[0]}")
         if X.shape[0] == 0:
             raise DataError("X is empty; at least one example is needed")
+        if isinstance(X, ScaledBytes):
+            return X
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
         if finite:  # in blocks, so that a large training set does not need a boolean copy of itself

@@ -687,7 +687,7 @@ def _run_figures(run_dir, out, page, prefix="", heading_suffix=""):
         return figures, notes
     from .metrics import confusion_matrix
 
-    predictions = net.predict(dataset.X_test)
+    predictions = net.predict(dataset.inputs("test"))
     cm = confusion_matrix(dataset.y_test, predictions, len(dataset.class_names))
     accuracy = float(np.trace(cm) / max(cm.sum(), 1))
     page.heading("Confusion matrix" + heading_suffix)

@@ -137,7 +137,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     own_data = dataset is None
     dataset = dataset if dataset is not None else load_dataset(config)
     rng = np.random.default_rng(config.seed + 1)  # validation split, then shuffling
-    X, y = dataset.X_train, dataset.y_train
+    X, y = dataset.inputs("train"), dataset.y_train  # image sets: bytes, converted batch by batch
     rows = validation_rows = None  # the split is kept as row indices: the training set is never copied
     if config.val_fraction:
         rows, validation_rows = split_rows(X.shape[0], config.val_fraction, rng)
@@ -177,7 +177,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
     with guard:
         try:
-            trainer.fit(net.xp.asarray(X), net.xp.asarray(y), rows=rows, validation_rows=validation_rows)
+            trainer.fit(X, net.xp.asarray(y), rows=rows, validation_rows=validation_rows)
         except TrainingDiverged as exc:
             status, message = "diverged", str(exc)
     if trainer.interrupted:
@@ -189,10 +189,10 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         trainer.history.to_csv(os.path.join(run_dir, HISTORY))
     net.save(os.path.join(run_dir, MODEL))
     if own_data:
-        # Nothing needs the training split any more. Letting it go before the test split is used (and, for
-        # Fashion-MNIST and MNIST, converted to floats) keeps this step far below the memory used in training.
+        # Nothing needs the training split any more. Letting it go before the test split is used keeps this step
+        # far below the memory used in training.
         X = y = dataset.X_train = None
-    test = net.evaluate(dataset.X_test, dataset.y_test)
+    test = net.evaluate(dataset.inputs("test"), dataset.y_test)
     summary = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                "epochs_completed": trainer.epoch, "seconds": round(time.perf_counter() - started, 3),
                "status": status, "run_dir": run_dir}

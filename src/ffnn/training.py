@@ -13,9 +13,9 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from .arrays import take_rows
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
-from .kernels import take_rows
 from .optimizers import Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -372,7 +372,7 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
                       patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log,
                       schedule=schedule, decoupled_weight_decay=decoupled_weight_decay,
                       label_smoothing=label_smoothing)
-    return trainer.fit(net.xp.asarray(X), net.xp.asarray(y), validation_data, rows, validation_rows)
+    return trainer.fit(X, net.xp.asarray(y), validation_data, rows, validation_rows)  # X: as _check_X gives it
 
 
 def _positive_int(name, value):

@@ -99,7 +99,7 @@ class WandbLogger:
             return
         wandb, net = self.wandb, result.net
         names = [str(c) for c in (dataset.class_names or range(net.sizes[-1]))]
-        predictions = net.predict(dataset.X_test)
+        predictions = net.predict(dataset.inputs("test"))
         self.run.log({"confusion_matrix": wandb.plot.confusion_matrix(
             y_true=[int(v) for v in dataset.y_test], preds=[int(v) for v in predictions], class_names=names)})
         samples = class_samples(dataset)

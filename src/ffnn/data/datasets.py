@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays import ScaledBytes
 from ..errors import ConfigError, DataError, unknown_name
 from .idx import read_idx
 
@@ -101,9 +102,10 @@ class Dataset:
     ``X_*`` are float arrays ``(n, n_features)``; ``y_*`` are int64 labels ``(n,)`` in
     ``0..k-1`` for classification, float ``(n,)`` or ``(n, k)`` for regression.
 
-    ``X_test`` may be given as a :class:`Deferred`: it is then built the first time it is read
-    and kept. Fashion-MNIST and MNIST hold their test images as bytes that way, a quarter of
-    their float size, so a training run does not carry the float test split until it evaluates.
+    ``X_train`` and ``X_test`` may be given as a :class:`~ffnn.arrays.ScaledBytes`, and ``X_test``
+    as a :class:`Deferred`: the float array is then built the first time it is read, and kept.
+    Fashion-MNIST and MNIST hold their images as bytes that way, a quarter of their float32 size;
+    :meth:`inputs` hands them out as bytes, which a training run converts batch by batch.
     """
 
     name: str
@@ -116,21 +118,33 @@ class Dataset:
     scaling: Scaling | None  # what was applied to the raw features
 
     def __post_init__(self):
-        if isinstance(self.X_test, Deferred):
-            self.__dict__["_deferred_X_test"] = self.__dict__.pop("X_test")
+        self.__dict__["_stored"] = {}
+        for field in ("X_train", "X_test"):
+            value = self.__dict__[field]
+            if isinstance(value, ScaledBytes) or (field == "X_test" and isinstance(value, Deferred)):
+                self._stored[field] = self.__dict__.pop(field)
 
     def __getattr__(self, name):
-        # Reached only for attributes the instance lacks: X_test while it is still deferred.
-        deferred = self.__dict__.get("_deferred_X_test")
-        if name != "X_test" or deferred is None:
+        # Reached only for attributes the instance lacks: X_train or X_test while they are still stored as built.
+        stored = self.__dict__.get("_stored", {}).get(name)
+        if stored is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.X_test = deferred()
-        del self.__dict__["_deferred_X_test"]
-        return self.X_test
+        value = stored.to_array() if isinstance(stored, ScaledBytes) else stored()
+        setattr(self, name, value)
+        return value
+
+    def inputs(self, split):
+        """X of ``split`` ('train' or 'test') as compactly as this set holds it: a ScaledBytes for images kept as
+        bytes (networks and the training loop take it as it is), otherwise the float array."""
+        field = {"train": "X_train", "test": "X_test"}[split]
+        stored = self._stored.get(field)
+        if isinstance(stored, ScaledBytes) and field not in self.__dict__:
+            return stored
+        return getattr(self, field)
 
     @property
     def n_features(self):
-        return self.X_train.shape[1]
+        return self.inputs("train").shape[1]
 
     @property
     def n_outputs(self):
@@ -375,16 +389,11 @@ def _assemble_idx(name, paths, dtype):
     class_names = list(_IDX_SETS[name])
     train_img, train_lab, test_img, test_lab = paths
     scaling = Scaling(offset=0.0, scale=255.0)  # pixels 0..255 -> [0, 1]
-    # The training images are converted to floats while read and scaled in place. The test images are read (and
-    # checked) now but kept as stored, bytes in the published files, until X_test is first used, which in a
-    # training run is after training.
-    X_train, y_train = _read_split(train_img, train_lab, len(class_names), dtype)
-    X_train = scaling._transform_inplace(X_train)
-    test_images, y_test = _read_split(test_img, test_lab, len(class_names), None)
-    if test_images.itemsize < dtype.itemsize:
-        X_test = Deferred(_scaled_images, test_images, dtype, scaling)
-    else:  # stored as wide as the floats or wider: nothing to save by waiting
-        X_test = _scaled_images(test_images, dtype, scaling)
+    # The images stay as stored, bytes in the published files: X_train and X_test become float arrays the first
+    # time they are read, and a training run takes them as bytes through Dataset.inputs.
+    X_train, y_train = _read_split(train_img, train_lab, len(class_names), None)
+    X_test, y_test = _read_split(test_img, test_lab, len(class_names), None)
+    X_train, X_test = (_stored_images(images, dtype, scaling) for images in (X_train, X_test))
     return Dataset(
         name=name,
         X_train=X_train,
@@ -397,8 +406,10 @@ def _assemble_idx(name, paths, dtype):
     )
 
 
-def _scaled_images(images, dtype, scaling):
-    """Float features from raw pixel values: the same numbers as converting them while reading."""
+def _stored_images(images, dtype, scaling):
+    """The images as ScaledBytes when they are bytes; floats now when they are stored wider (nothing to save)."""
+    if images.dtype == np.uint8:
+        return ScaledBytes(images, float(scaling.offset), float(scaling.scale), dtype)
     return scaling._transform_inplace(images.astype(dtype))
 
 

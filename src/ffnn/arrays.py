@@ -1,0 +1,94 @@
+"""Input matrices held compactly, and taking rows from them.
+
+Image sets such as Fashion-MNIST arrive as bytes, a quarter of their float32 size. A :class:`ScaledBytes` keeps them
+that way and turns rows into floats only as they are used: the training loop gathers each mini-batch straight
+into floats, and evaluation converts one chunk at a time. The conversion is the same two float operations per
+element as scaling the converted array in place, ``(x - offset) / scale`` in the float type, so every number a
+network sees is identical to converting the whole set first.
+"""
+
+import numpy as np
+
+from . import kernels
+from .errors import DataError
+
+
+class ScaledBytes:
+    """A float matrix stored as bytes: row i is ``(raw[i] - offset) / scale`` in ``dtype``.
+
+    Parameters
+    ----------
+    raw : uint8 array, shape (N, n)
+    offset, scale : float
+        One offset and one (nonzero) scale for every feature.
+    dtype : str or numpy dtype
+        The float type the rows stand for: 'float32' or 'float64'. Rows written into an ``out`` array take its
+        float type instead.
+    """
+
+    ndim = 2
+
+    def __init__(self, raw, offset, scale, dtype="float32"):
+        raw = np.ascontiguousarray(raw)
+        if raw.dtype != np.uint8 or raw.ndim != 2:
+            raise DataError(f"ScaledBytes holds a 2-D uint8 array; got {raw.ndim}-D {raw.dtype}")
+        if not (np.isfinite(offset) and np.isfinite(scale) and scale != 0):
+            raise DataError(f"ScaledBytes needs a finite offset and a finite nonzero scale; got {offset}, {scale}")
+        self.raw, self.offset, self.scale, self.dtype = raw, float(offset), float(scale), np.dtype(dtype)
+        self._raw_rows = {}  # uint8 workspaces of the NumPy path, one per row count
+
+    @property
+    def shape(self):
+        return self.raw.shape
+
+    def __len__(self):
+        return self.raw.shape[0]
+
+    def __repr__(self):
+        return f"ScaledBytes({self.shape[0]}x{self.shape[1]} bytes, offset={self.offset}, scale={self.scale}, " \
+               f"{self.dtype.name})"
+
+    def take(self, rows, out):
+        """``out[i] = (raw[rows[i]] - offset) / scale``, in ``out``'s float type; returns ``out``."""
+        rows = np.asarray(rows)
+        if (kernels.ENABLED and type(out) is np.ndarray and out.flags.c_contiguous and out.flags.writeable
+                and rows.dtype == np.int64
+                and kernels.compiled.take_scaled_rows(self.raw, np.ascontiguousarray(rows), out, self.offset,
+                                                      self.scale) is not NotImplemented):
+            return out
+        n = rows.shape[0]
+        if n not in self._raw_rows:
+            self._raw_rows[n] = np.empty((n, self.raw.shape[1]), np.uint8)
+        return self._convert(np.take(self.raw, rows, axis=0, out=self._raw_rows[n]), out)
+
+    def block(self, start, stop, out):
+        """Rows ``start:stop`` as floats, written into ``out``; returns ``out``."""
+        return self._convert(self.raw[start:stop], out)
+
+    def _convert(self, raw_rows, out):
+        np.copyto(out, raw_rows)  # every byte is exact in float32 and float64
+        out -= out.dtype.type(self.offset)
+        out /= out.dtype.type(self.scale)
+        return out
+
+    def to_array(self, dtype=None):
+        """The whole matrix as floats (``dtype``, by default the one this stands for)."""
+        return self.block(0, len(self), np.empty(self.shape, dtype or self.dtype))
+
+    def __array__(self, dtype=None, copy=None):
+        return self.to_array(dtype)
+
+
+def take_rows(X, rows, out):
+    """``out[i] = X[rows[i]]`` for a NumPy array or a :class:`ScaledBytes` (its rows converted to floats)."""
+    if isinstance(X, ScaledBytes):
+        return X.take(rows, out)
+    return kernels.take_rows(X, rows, out)
+
+
+def row_block(X, start, stop, out):
+    """Rows ``start:stop`` of X: a view of an array, or a ScaledBytes' rows converted into the first rows of
+    ``out``."""
+    if isinstance(X, ScaledBytes):
+        return X.block(start, stop, out[:stop - start])
+    return X[start:stop]
