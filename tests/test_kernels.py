@@ -78,3 +78,41 @@ def test_backward_runs_compiled_for_the_arrays_it_takes(monkeypatch):
     assert kernels.backward(None, a, h, grad_h, out) is False          # not a built-in g'
     assert kernels.backward(0, a, h, grad_h.astype(np.float64), out) is False
     assert kernels.backward(0, a.T, h.T, grad_h.T, np.empty((3, 4), np.float32)) is False
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_count_correct_equals_numpy_argmax_with_ties_infinities_and_nan(enabled, dtype, monkeypatch):
+    if enabled and kernels.compiled is None:
+        pytest.skip("ffnn was built without its C extension")
+    monkeypatch.setattr(kernels, "ENABLED", enabled)
+    rng = np.random.default_rng(0)
+    y_hat = rng.standard_normal((400, 10)).astype(dtype)
+    y_hat[0] = 1.0                                   # all tied: the first
+    y_hat[1, [2, 7]] = 9.0                           # two tied maxima: the first
+    y_hat[2, 4], y_hat[2, 8] = np.nan, 50.0          # NaN beats every number
+    y_hat[3, 0] = np.nan                             # NaN first
+    y_hat[4, [3, 6]] = np.nan                        # two NaNs: the first
+    y_hat[5, 5], y_hat[5, 9] = np.inf, np.nan
+    y_hat[6] = -np.inf
+    y_hat[7, 1] = np.inf
+    expected_argmax = y_hat.argmax(axis=1)
+    assert list(expected_argmax[:8]) == [0, 2, 4, 0, 3, 9, 0, 1]
+    for labels in (expected_argmax, rng.integers(0, 10, 400), (expected_argmax + 1) % 10):
+        labels = labels.astype(np.int64)
+        assert kernels.count_correct(y_hat, labels) == int((expected_argmax == labels).sum())
+    assert kernels.count_correct(y_hat, expected_argmax.astype(np.int64)) == 400
+    one_column = np.zeros((3, 1), dtype)
+    assert kernels.count_correct(one_column, np.array([0, 0, 1])) == 2
+
+
+def test_count_correct_falls_back_for_what_the_kernel_does_not_take():
+    y_hat = np.arange(24.0).reshape(4, 6)
+    assert kernels.count_correct(y_hat[:, ::2], np.array([2, 2, 0, 2], np.int64)) == 3  # not contiguous
+    assert kernels.count_correct(y_hat, np.array([5, 5, 5, 0], np.int32)) == 3  # other label type
+
+
+@compiled
+def test_count_correct_kernel_refuses_mismatched_labels():
+    with pytest.raises(TypeError, match="label per row"):
+        kernels.compiled.count_correct(np.zeros((3, 2), np.float32), np.zeros(2, np.int64))

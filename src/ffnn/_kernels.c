@@ -435,10 +435,75 @@ done:
     return result;
 }
 
+/* count_correct(y_hat, labels): how many rows i have argmax(y_hat[i]) == labels[i], for a C-contiguous 2-d
+ * float32 or float64 y_hat and int64 labels. The argmax is NumPy's: the first maximum, and the first NaN when a
+ * row has one. */
+#define ARGMAX_COUNT(T)                                                                                             \
+    static Py_ssize_t count_correct_##T(const T *restrict y_hat, const int64_t *restrict labels, Py_ssize_t n,     \
+                                        Py_ssize_t k)                                                              \
+    {                                                                                                              \
+        Py_ssize_t correct = 0;                                                                                    \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                       \
+            const T *row = y_hat + i * k;                                                                          \
+            Py_ssize_t best = 0;                                                                                   \
+            T top = row[0];                                                                                        \
+            if (top == top)                                                                                        \
+                for (Py_ssize_t j = 1; j < k; j++) {                                                               \
+                    T value = row[j];                                                                              \
+                    if (!(value <= top)) { /* larger, or NaN: NaN wins, as in NumPy */                             \
+                        best = j;                                                                                  \
+                        top = value;                                                                               \
+                        if (value != value)                                                                        \
+                            break;                                                                                 \
+                    }                                                                                              \
+                }                                                                                                  \
+            correct += best == labels[i];                                                                          \
+        }                                                                                                          \
+        return correct;                                                                                            \
+    }
+ARGMAX_COUNT(float)
+ARGMAX_COUNT(double)
+
+static PyObject *py_count_correct(PyObject *self, PyObject *args)
+{
+    PyObject *y_hat_obj, *labels_obj;
+    if (!PyArg_ParseTuple(args, "OO", &y_hat_obj, &labels_obj))
+        return NULL;
+    Py_buffer y_hat, labels;
+    if (PyObject_GetBuffer(y_hat_obj, &y_hat, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(labels_obj, &labels, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&y_hat);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int is_double = strcmp(y_hat.format, "d") == 0;
+    if (y_hat.ndim != 2 || y_hat.shape[1] < 1 || !(is_double || strcmp(y_hat.format, "f") == 0) ||
+        labels.itemsize != 8 || labels.len / 8 != y_hat.shape[0]) {
+        PyErr_SetString(PyExc_TypeError, "count_correct needs a 2-d float32 or float64 array with at least one "
+                                         "column and one 64-bit label per row");
+        goto done;
+    }
+    Py_ssize_t correct;
+    Py_BEGIN_ALLOW_THREADS
+    correct = is_double ? count_correct_double((const double *)y_hat.buf, (const int64_t *)labels.buf,
+                                               y_hat.shape[0], y_hat.shape[1])
+                        : count_correct_float((const float *)y_hat.buf, (const int64_t *)labels.buf,
+                                              y_hat.shape[0], y_hat.shape[1]);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(correct);
+done:
+    PyBuffer_Release(&y_hat);
+    PyBuffer_Release(&labels);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take_rows", py_take_rows, METH_VARARGS, "take_rows(X, rows, out): out[i] = X[rows[i]]"},
     {"take_scaled_rows", py_take_scaled_rows, METH_VARARGS,
      "take_scaled_rows(raw, rows, out, offset, scale): out[i] = (raw[rows[i]] - offset) / scale"},
+    {"count_correct", py_count_correct, METH_VARARGS,
+     "count_correct(y_hat, labels): the number of rows whose argmax is their label"},
     {"backward", py_backward, METH_VARARGS, "backward(kind, a, h, grad_h, out): out = grad_h * g'(a)"},
     {"sgd", py_sgd, METH_VARARGS, "sgd(theta, grad, eta)"},
     {"momentum", py_momentum, METH_VARARGS, "momentum(theta, grad, u, beta, eta)"},

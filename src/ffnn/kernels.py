@@ -44,3 +44,14 @@ def backward(kind, a, h, grad_h, out):
         return False
     compiled.backward(kind, a, h, grad_h, out)
     return True
+
+
+def count_correct(y_hat, labels):
+    """How many rows of ``y_hat`` have their largest value at their label: ``(y_hat.argmax(axis=1) == labels).sum()``
+    in one compiled pass where it applies (NumPy arrays, int64 labels), with NumPy's argmax (first maximum, first
+    NaN)."""
+    if (ENABLED and type(y_hat) is np.ndarray and type(labels) is np.ndarray and y_hat.ndim == 2
+            and y_hat.dtype in (np.float32, np.float64) and y_hat.flags.c_contiguous and labels.dtype == np.int64
+            and labels.ndim == 1 and labels.flags.c_contiguous and y_hat.shape[1] > 0):
+        return compiled.count_correct(y_hat, labels)
+    return int((y_hat.argmax(axis=1) == labels).sum())

@@ -36,6 +36,7 @@ from .arrays import ScaledBytes, row_block, take_rows
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
+from .kernels import count_correct
 from .outputs import get_output_layer
 
 DTYPES = ("float32", "float64")
@@ -287,7 +288,7 @@ class Network:
             total += self.loss(cache, yb) * cache.batch
             if self.output_layer.output == "softmax":
                 labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                correct += int((y_hat.argmax(axis=1) == labels).sum())
+                correct += count_correct(y_hat, labels)
         result = {"loss": total / n}
         if self.output_layer.output == "softmax":
             result["accuracy"] = correct / n

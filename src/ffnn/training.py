@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .arrays import take_rows
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
+from .kernels import count_correct
 from .optimizers import Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -239,7 +240,7 @@ class Trainer:
                     loss_sum += loss * m
                     if softmax:
                         labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                        correct += int((y_hat.argmax(axis=1) == labels).sum())
+                        correct += count_correct(y_hat, labels)
                     if bar is not None:
                         bar.update(1)
                     if self.stop_requested:
