@@ -1,7 +1,10 @@
 """ffnn's compiled kernels against the NumPy code they replace, on the sizes of 784-128-128-10 training.
 
 Each pair is timed alternately in one process and the median of several repeats is printed, with the speed-up.
-Both sides compute the same numbers (the test suite checks it bit for bit).
+Both sides compute the same numbers (the test suite checks it bit for bit). The optimizer steps and the gather are
+timed twice: called back to back, and each after the matrix product that, in training, reads what they write on
+every BLAS thread. Large updates are written with streaming stores, which lose in the first setting and win in the
+second, the one training is in.
 
     python benchmarks/kernels.py
     python benchmarks/kernels.py --quick    # a smoke test: fewer calls, a smaller data set
@@ -24,19 +27,31 @@ N_PARAMS = 784 * 128 + 128 * 128 + 128 * 10 + 128 + 128 + 10  # 784-128-128-10
 CALLS, REPEATS, ROWS = 300, 7, 60_000
 
 
-def per_call(fn, calls=None, repeats=None):
-    """Median over ``repeats`` of the mean seconds per call of ``fn``, compiled and NumPy alternating."""
-    calls, before = calls or CALLS, kernels.ENABLED
+def per_call(fn, calls=None, repeats=None, between=None):
+    """Median over ``repeats`` of the mean seconds per call of ``fn``, compiled and NumPy alternating.
+
+    ``between``, when given, runs (untimed) before every call: what a training step does between two calls.
+    """
+    calls, enabled_before = calls or CALLS, kernels.ENABLED
     times = {True: [], False: []}
     for _ in range(repeats or REPEATS):
         for enabled in (True, False):
             kernels.ENABLED = enabled
             fn()
-            start = time.perf_counter()
+            if between is None:
+                start = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                times[enabled].append((time.perf_counter() - start) / calls)
+                continue
+            total = 0.0
             for _ in range(calls):
+                between()
+                start = time.perf_counter()
                 fn()
-            times[enabled].append((time.perf_counter() - start) / calls)
-    kernels.ENABLED = before
+                total += time.perf_counter() - start
+            times[enabled].append(total / calls)
+    kernels.ENABLED = enabled_before
     return statistics.median(times[True]), statistics.median(times[False])
 
 
@@ -55,20 +70,27 @@ def main(argv=None):
         print("ffnn's C extension is not built here (no C compiler at install): nothing to compare")
         return 0
     rng = np.random.default_rng(0)
-    print(f"optimizer step on {N_PARAMS:,} float32 parameters (one flat vector):")
     theta = rng.standard_normal(N_PARAMS).astype(np.float32)
     grad = (rng.standard_normal(N_PARAMS) * 1e-3).astype(np.float32)
-    for name in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam"):
-        opt = get_optimizer(name, learning_rate=1e-4)
-        report(name, *per_call(lambda: opt.step({"theta": theta}, {"theta": grad})))
+    W1 = theta[:784 * 128].reshape(784, 128)  # the first layer's weights, stored as W_1^T
+    H, A = rng.standard_normal((64, 784), dtype=np.float32), np.empty((64, 128), np.float32)
+    forward = lambda: np.matmul(H, W1, out=A)  # noqa: E731 -- reads the weights on every BLAS thread
+    for between, setting in ((None, "called back to back"), (forward, "each after a product that reads W_1")):
+        print(f"optimizer step on {N_PARAMS:,} float32 parameters (one flat vector), {setting}:")
+        for name in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam"):
+            opt = get_optimizer(name, learning_rate=1e-4)
+            report(name, *per_call(lambda: opt.step({"theta": theta}, {"theta": grad}), between=between))
 
-    print(f"mini-batch gather from a {ROWS:,} x 784 float32 training set (random rows):")
     X = rng.standard_normal((ROWS, 784), dtype=np.float32)
-    for batch in (64, 256):
-        out = np.empty((batch, 784), np.float32)
-        batches = [rng.permutation(ROWS)[:batch] for _ in range(64)]
-        cycle = iter(range(10 ** 9))
-        report(f"batch {batch}", *per_call(lambda: kernels.take_rows(X, batches[next(cycle) % 64], out)))
+    for between, setting in ((None, "back to back"), ("product", "each batch then multiplied by W_1")):
+        print(f"mini-batch gather from a {ROWS:,} x 784 float32 training set (random rows), {setting}:")
+        for batch in (64, 256):
+            out, product = np.empty((batch, 784), np.float32), np.empty((batch, 128), np.float32)
+            batches = [rng.permutation(ROWS)[:batch] for _ in range(64)]
+            cycle = iter(range(10 ** 9))
+            use = (lambda: np.matmul(out, W1, out=product)) if between else None
+            report(f"batch {batch}", *per_call(lambda: kernels.take_rows(X, batches[next(cycle) % 64], out),
+                                               between=use))
 
     print("grad_h * g'(a) for a hidden layer of 128 units:")
     for batch in (64, 256):

@@ -41,6 +41,16 @@ def test_take_gives_the_floats_of_scaling_the_converted_array(enabled, dtype, of
 
 
 @pytest.mark.parametrize("enabled", PATHS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_large_batch_is_streamed_out_with_the_same_numbers(enabled, dtype, monkeypatch):
+    _path(enabled, monkeypatch)
+    X, floats = _bytes_and_floats(n=1000, d=785, offset=12.5, scale=3.3, dtype=dtype)
+    rows = np.random.default_rng(4).integers(0, 1000, 300)
+    out = np.empty(300 * 785 + 1, dtype)[1:].reshape(300, 785)  # over 256 KiB, unaligned
+    assert X.take(rows, out).tobytes() == floats[rows].tobytes()
+
+
+@pytest.mark.parametrize("enabled", PATHS)
 def test_take_counts_negative_rows_from_the_end_and_refuses_rows_out_of_range(enabled, monkeypatch):
     _path(enabled, monkeypatch)
     X, floats = _bytes_and_floats(n=20, d=5)

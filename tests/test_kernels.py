@@ -116,3 +116,19 @@ def test_count_correct_falls_back_for_what_the_kernel_does_not_take():
 def test_count_correct_kernel_refuses_mismatched_labels():
     with pytest.raises(TypeError, match="label per row"):
         kernels.compiled.count_correct(np.zeros((3, 2), np.float32), np.zeros(2, np.int64))
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_a_large_batch_written_with_streaming_stores_equals_np_take(enabled, dtype, monkeypatch):
+    # Batches of 256 KiB and more are streamed to memory; the output starts one element into its buffer, unaligned.
+    if enabled and kernels.compiled is None:
+        pytest.skip("ffnn was built without its C extension")
+    monkeypatch.setattr(kernels, "ENABLED", enabled)
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((3000, 785)) * 100).astype(dtype)
+    rows = rng.integers(0, 3000, 400)
+    out = np.empty(400 * 785 + 1, dtype)[1:].reshape(400, 785)
+    assert out.nbytes >= 256 * 1024 or dtype == np.uint8
+    assert kernels.take_rows(X, rows, out) is out
+    assert np.array_equal(out, np.take(X, rows, axis=0))

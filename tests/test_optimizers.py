@@ -261,12 +261,14 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(name):
 
 # -- the compiled kernels against the NumPy updates --------------------------------------------------------------
 
-def trajectory(name, dtype, fused, monkeypatch, steps=40, learning_rate=0.01, **hyperparameters):
+def trajectory(name, dtype, fused, monkeypatch, steps=40, learning_rate=0.01, size=1003, **hyperparameters):
     """Parameters and state after ``steps`` updates with gradients spanning 12 orders of magnitude, zeros among
-    them (Adam's state then underflows towards subnormals)."""
+    them (Adam's state then underflows towards subnormals). The parameters start one element into their buffer, so
+    that a large vector's streamed stores begin unaligned."""
     monkeypatch.setattr(kernels, "ENABLED", fused)
     rng = np.random.default_rng(1)
-    theta = rng.standard_normal(1003).astype(dtype)
+    theta = np.empty(size + 1, dtype)[1:]
+    theta[...] = rng.standard_normal(size)
     opt = get_optimizer(name, learning_rate=0.01, **hyperparameters)
     opt.learning_rate = learning_rate  # as a schedule sets it, possibly a NumPy scalar
     for _ in range(steps):
@@ -282,9 +284,11 @@ def trajectory(name, dtype, fused, monkeypatch, steps=40, learning_rate=0.01, **
     ("sgd", {}), ("momentum", {"momentum": 0.8}), ("nag", {}), ("rmsprop", {"beta": 0.95, "epsilon": 1e-6}),
     ("adam", {}), ("adam", {"beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}), ("nadam", {}),
 ])
-def test_kernels_give_bit_identical_parameters_and_state(name, hyperparameters, dtype, monkeypatch):
-    fused_theta, fused_state = trajectory(name, dtype, True, monkeypatch, **hyperparameters)
-    numpy_theta, numpy_state = trajectory(name, dtype, False, monkeypatch, **hyperparameters)
+@pytest.mark.parametrize("size", [1003, 70_001])  # 70,001 elements: over 256 KiB, written with streaming stores
+def test_kernels_give_bit_identical_parameters_and_state(name, hyperparameters, dtype, size, monkeypatch):
+    steps = 40 if size < 10_000 else 8
+    fused_theta, fused_state = trajectory(name, dtype, True, monkeypatch, steps=steps, size=size, **hyperparameters)
+    numpy_theta, numpy_state = trajectory(name, dtype, False, monkeypatch, steps=steps, size=size, **hyperparameters)
     assert fused_theta.dtype == dtype
     assert np.array_equal(fused_theta, numpy_theta)
     assert fused_state.keys() == numpy_state.keys()
