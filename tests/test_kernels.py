@@ -118,17 +118,43 @@ def test_count_correct_kernel_refuses_mismatched_labels():
         kernels.compiled.count_correct(np.zeros((3, 2), np.float32), np.zeros(2, np.int64))
 
 
-@pytest.mark.parametrize("enabled", [False, True])
+@pytest.fixture
+def streaming(request):
+    """Large writes stream (True) or not (False) for the test, as while stores are slow or fast."""
+    kernels.compiled.store_policy(10 ** 6 if request.param else 0)
+    yield request.param
+    kernels.compiled.store_policy(0)
+
+
+@compiled
+@pytest.mark.parametrize("streaming", [False, True], indirect=True)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
-def test_a_large_batch_written_with_streaming_stores_equals_np_take(enabled, dtype, monkeypatch):
-    # Batches of 256 KiB and more are streamed to memory; the output starts one element into its buffer, unaligned.
-    if enabled and kernels.compiled is None:
-        pytest.skip("ffnn was built without its C extension")
-    monkeypatch.setattr(kernels, "ENABLED", enabled)
+def test_a_large_batch_equals_np_take_whether_streamed_or_not(dtype, streaming):
+    # Batches of 256 KiB and more can be streamed to memory; the output starts one element into its buffer,
+    # unaligned.
+    before = kernels.compiled.store_policy()["gather"]
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((3000, 785)) * 100).astype(dtype)
     rows = rng.integers(0, 3000, 400)
     out = np.empty(400 * 785 + 1, dtype)[1:].reshape(400, 785)
-    assert out.nbytes >= 256 * 1024 or dtype == np.uint8
     assert kernels.take_rows(X, rows, out) is out
     assert np.array_equal(out, np.take(X, rows, axis=0))
+    if out.nbytes >= 256 * 1024:  # the uint8 batch is below it: never streamed
+        after = kernels.compiled.store_policy()["gather"]
+        assert after[streaming] == before[streaming] + 1 and after[not streaming] == before[not streaming]
+
+
+@compiled
+def test_after_a_slow_large_update_the_next_ones_stream_and_small_ones_never_do():
+    kernels.compiled.store_policy(0)
+    theta, grad = np.zeros(70_000, np.float32), np.ones(70_000, np.float32)
+    counts = lambda: kernels.compiled.store_policy()["update"]  # noqa: E731
+    before = counts()
+    kernels.compiled.sgd(theta[:1000], grad[:1000], 0.5)  # small: not counted
+    kernels.compiled.sgd(theta, grad, 0.5)
+    assert counts() == (before[0] + 1, before[1])
+    kernels.compiled.store_policy(2)
+    for _ in range(3):
+        kernels.compiled.sgd(theta, grad, 0.5)
+    assert counts() == (before[0] + 2, before[1] + 2)
+    assert np.all(theta[1000:] == -2.0) and np.all(theta[:1000] == -2.5)

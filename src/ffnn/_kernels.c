@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -141,71 +142,117 @@ static inline void stream_bytes(char *dst, const char *src, Py_ssize_t n) { memc
 #define STREAM_FENCE() ((void)0)
 #endif
 
-/* Streaming pays only for arrays that BLAS reads on several cores and that this core will not read again soon:
- * those of at least STREAM_MIN_BYTES, a quarter of a core's L2 cache here. A small network's parameters and
- * batches stay in the cache and are written normally. */
+/* When to stream. Only arrays of at least STREAM_MIN_BYTES (a quarter of a core's L2 cache here) are candidates:
+ * a small network's parameters and batches stay in the cache. And only while stores are slow: on a quiet machine
+ * the ordinary store is as fast or faster (what it writes stays in the cache for the next products, which a
+ * streamed array must fetch from memory again). So each kind of call (parameter update, batch gather) keeps the
+ * fastest time per byte its ordinary stores achieved; a call SLOW_FACTOR times slower than that means the lines
+ * are being taken back from other cores, and the next STREAM_CALLS calls stream before ordinary stores are tried
+ * again. Either way the numbers written are the same: this only decides how fast they get there. */
 #define STREAM_MIN_BYTES (256 * 1024)
+#define STREAM_CALLS 64
+
+typedef struct {
+    double best;       /* fastest seconds per byte seen with ordinary stores, 0 before the first */
+    double slow_factor;
+    long streaming_left;
+    long long calls[2]; /* large calls written with ordinary stores, and streamed */
+} StorePolicy;
+
+static StorePolicy update_policy = {0.0, 4.0, 0, {0, 0}}; /* Adam in training: 70-95 us quiet, 590 us slow */
+static StorePolicy gather_policy = {0.0, 2.5, 0, {0, 0}}; /* a batch of 64: about 30 us quiet, 60 us slow */
+
+static int choose_streaming(StorePolicy *policy, Py_ssize_t bytes)
+{
+    if (bytes < STREAM_MIN_BYTES)
+        return 0;
+    int streamed = policy->streaming_left > 0;
+    policy->streaming_left -= streamed;
+    policy->calls[streamed]++;
+    return streamed;
+}
+
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void observe_stores(StorePolicy *policy, int streamed, double seconds, Py_ssize_t bytes)
+{
+    if (streamed || bytes < STREAM_MIN_BYTES || seconds <= 0)
+        return;
+    double per_byte = seconds / (double)bytes;
+    if (policy->best == 0.0 || per_byte < policy->best)
+        policy->best = per_byte;
+    else if (per_byte > policy->slow_factor * policy->best)
+        policy->streaming_left = STREAM_CALLS;
+}
 
 /* The loop every rule shares: for each i, BODY computes the new theta[i] as `next` (it may update state arrays at
- * i), block by block, and the blocks are streamed into theta (copied, for a small theta). */
-#define UPDATE_LOOP(T, BODY)                                                                                \
-    T next_block[BLOCK];                                                                                      \
-    int streamed = n * (Py_ssize_t)sizeof(T) >= STREAM_MIN_BYTES;                                             \
-    for (Py_ssize_t start = 0; start < n; start += BLOCK) {                                                   \
-        Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;                                               \
-        for (Py_ssize_t j = 0; j < len; j++) {                                                                \
-            Py_ssize_t i = start + j;                                                                         \
-            T next;                                                                                           \
-            BODY                                                                                              \
-            next_block[j] = next;                                                                             \
-        }                                                                                                     \
-        if (streamed)                                                                                         \
-            stream_##T(theta + start, next_block, len);                                                       \
-        else                                                                                                  \
-            memcpy(theta + start, next_block, len * sizeof(T));                                               \
-    }                                                                                                         \
-    if (streamed)                                                                                             \
-        STREAM_FENCE();
+ * i). Written in place, or, when `streamed`, block by block into a small buffer that is then streamed into theta. */
+#define UPDATE_LOOP(T, BODY)                                                                                         \
+    if (!streamed) {                                                                                                 \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                         \
+            T next;                                                                                                  \
+            BODY                                                                                                     \
+            theta[i] = next;                                                                                         \
+        }                                                                                                            \
+        return;                                                                                                      \
+    }                                                                                                                \
+    T next_block[BLOCK];                                                                                             \
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {                                                          \
+        Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;                                                      \
+        for (Py_ssize_t j = 0; j < len; j++) {                                                                       \
+            Py_ssize_t i = start + j;                                                                                \
+            T next;                                                                                                  \
+            BODY                                                                                                     \
+            next_block[j] = next;                                                                                    \
+        }                                                                                                            \
+        stream_##T(theta + start, next_block, len);                                                                  \
+    }                                                                                                                \
+    STREAM_FENCE();
 
 /* Each rule is written once as a macro over the element type T and instantiated for float and double. */
 
 /* SGD: theta <- theta - (grad * eta) */
-#define SGD_BODY(T)                                                                                         \
-    MULTIVERSION static void sgd_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T eta)          \
-    {                                                                                                         \
-        UPDATE_LOOP(T, next = theta[i] - grad[i] * eta;)                                                      \
+#define SGD_BODY(T)                                                                                                  \
+    MULTIVERSION static void sgd_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T eta, int streamed)   \
+    {                                                                                                                \
+        UPDATE_LOOP(T, next = theta[i] - grad[i] * eta;)                                                             \
     }
 SGD_BODY(float)
 SGD_BODY(double)
 
 /* Momentum: u <- u * beta + grad * eta; theta <- theta - u */
-#define MOMENTUM_BODY(T)                                                                                    \
-    MULTIVERSION static void momentum_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,             \
-                                          T *restrict u, T beta, T eta)                                       \
-    {                                                                                                         \
-        UPDATE_LOOP(T, T ui = u[i] * beta + grad[i] * eta; u[i] = ui; next = theta[i] - ui;)                  \
+#define MOMENTUM_BODY(T)                                                                                             \
+    MULTIVERSION static void momentum_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                   \
+                                          T *restrict u, T beta, T eta, int streamed)                                \
+    {                                                                                                                \
+        UPDATE_LOOP(T, T ui = u[i] * beta + grad[i] * eta; u[i] = ui; next = theta[i] - ui;)                         \
     }
 MOMENTUM_BODY(float)
 MOMENTUM_BODY(double)
 
 /* NAG (look-ahead form): step = grad * eta; u <- u * beta + step; theta <- (theta - step) - u * beta */
-#define NAG_BODY(T)                                                                                         \
-    MULTIVERSION static void nag_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict u,  \
-                                     T beta, T eta)                                                           \
-    {                                                                                                         \
-        UPDATE_LOOP(T, T step = grad[i] * eta; T ui = u[i] * beta + step; u[i] = ui;                          \
-                    next = (theta[i] - step) - ui * beta;)                                                    \
+#define NAG_BODY(T)                                                                                                  \
+    MULTIVERSION static void nag_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict u,         \
+                                     T beta, T eta, int streamed)                                                    \
+    {                                                                                                                \
+        UPDATE_LOOP(T, T step = grad[i] * eta; T ui = u[i] * beta + step; u[i] = ui;                                 \
+                    next = (theta[i] - step) - ui * beta;)                                                           \
     }
 NAG_BODY(float)
 NAG_BODY(double)
 
 /* RMSprop: v <- v * beta + (grad^2) * (1 - beta); theta <- theta - (grad / (sqrt(v) + eps)) * eta */
-#define RMSPROP_BODY(T, SQRT)                                                                               \
-    MULTIVERSION static void rmsprop_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,              \
-                                         T *restrict v, T beta, T one_minus_beta, T eps, T eta)               \
-    {                                                                                                         \
-        UPDATE_LOOP(T, T g = grad[i]; T vi = v[i] * beta + (g * g) * one_minus_beta; v[i] = vi;               \
-                    next = theta[i] - (g / (SQRT(vi) + eps)) * eta;)                                          \
+#define RMSPROP_BODY(T, SQRT)                                                                                        \
+    MULTIVERSION static void rmsprop_##T(Py_ssize_t n, T *restrict theta, const T *restrict grad,                    \
+                                         T *restrict v, T beta, T one_minus_beta, T eps, T eta, int streamed)        \
+    {                                                                                                                \
+        UPDATE_LOOP(T, T g = grad[i]; T vi = v[i] * beta + (g * g) * one_minus_beta; v[i] = vi;                      \
+                    next = theta[i] - (g / (SQRT(vi) + eps)) * eta;)                                                 \
     }
 RMSPROP_BODY(float, sqrtf)
 RMSPROP_BODY(double, sqrt)
@@ -213,93 +260,99 @@ RMSPROP_BODY(double, sqrt)
 /* Adam's moments: m <- m * beta1 + grad * (1 - beta1); v <- v * beta2 + (grad^2) * (1 - beta2);
  * den = sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps. Adam: theta <- theta - (m / den) * (eta / (1 - beta1^t)).
  * Nadam: theta <- theta - ((m * a + grad * b) / den) * eta with a = beta1 / c1, b = (1 - beta1) / c1. */
-#define ADAM_MOMENTS(T, SQRT)                                                                               \
-    T g = grad[i];                                                                                            \
-    T mi = m[i] * beta1 + g * one_minus_beta1;                                                                \
-    T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                          \
-    m[i] = mi;                                                                                                \
-    v[i] = vi;                                                                                                \
+#define ADAM_MOMENTS(T, SQRT)                                                                                        \
+    T g = grad[i];                                                                                                   \
+    T mi = m[i] * beta1 + g * one_minus_beta1;                                                                       \
+    T vi = v[i] * beta2 + (g * g) * one_minus_beta2;                                                                 \
+    m[i] = mi;                                                                                                       \
+    v[i] = vi;                                                                                                       \
     T den = SQRT(vi) * inv_sqrt_c2 + eps;
-#define ADAM_ARGS(T)                                                                                        \
-    Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict m, T *restrict v, T beta1,           \
+#define ADAM_ARGS(T)                                                                                                 \
+    Py_ssize_t n, T *restrict theta, const T *restrict grad, T *restrict m, T *restrict v, T beta1,                  \
         T one_minus_beta1, T beta2, T one_minus_beta2, T inv_sqrt_c2, T eps
-#define ADAM_BODY(T, SQRT)                                                                                  \
-    MULTIVERSION static void adam_##T(ADAM_ARGS(T), T step)                                                   \
-    {                                                                                                         \
-        UPDATE_LOOP(T, ADAM_MOMENTS(T, SQRT) next = theta[i] - (mi / den) * step;)                            \
-    }                                                                                                         \
-    MULTIVERSION static void nadam_##T(ADAM_ARGS(T), T a, T b, T eta)                                         \
-    {                                                                                                         \
-        UPDATE_LOOP(T, ADAM_MOMENTS(T, SQRT) next = theta[i] - ((mi * a + g * b) / den) * eta;)               \
+#define ADAM_BODY(T, SQRT)                                                                                           \
+    MULTIVERSION static void adam_##T(ADAM_ARGS(T), T step, int streamed)                                            \
+    {                                                                                                                \
+        UPDATE_LOOP(T, ADAM_MOMENTS(T, SQRT) next = theta[i] - (mi / den) * step;)                                   \
+    }                                                                                                                \
+    MULTIVERSION static void nadam_##T(ADAM_ARGS(T), T a, T b, T eta, int streamed)                                  \
+    {                                                                                                                \
+        UPDATE_LOOP(T, ADAM_MOMENTS(T, SQRT) next = theta[i] - ((mi * a + g * b) / den) * eta;)                      \
     }
 ADAM_BODY(float, sqrtf)
 ADAM_BODY(double, sqrt)
 
 /* The Python entry points: parse, dispatch on the dtype, run without the GIL. */
-#define ENTRY(NAME, N_ARRAYS, N_SCALARS, CALL_F, CALL_D)                                                    \
-    static PyObject *py_##NAME(PyObject *self, PyObject *args)                                                \
-    {                                                                                                         \
-        Operands op;                                                                                          \
-        if (parse(args, N_ARRAYS, N_SCALARS, &op) < 0)                                                        \
-            return NULL;                                                                                      \
-        const double *s = op.s;                                                                               \
-        (void)s;                                                                                              \
-        Py_BEGIN_ALLOW_THREADS if (op.is_double) { CALL_D; }                                                  \
-        else { CALL_F; }                                                                                      \
-        Py_END_ALLOW_THREADS release(&op);                                                                    \
-        Py_RETURN_NONE;                                                                                       \
+#define ENTRY(NAME, N_ARRAYS, N_SCALARS, CALL_F, CALL_D)                                                             \
+    static PyObject *py_##NAME(PyObject *self, PyObject *args)                                                       \
+    {                                                                                                                \
+        Operands op;                                                                                                 \
+        if (parse(args, N_ARRAYS, N_SCALARS, &op) < 0)                                                               \
+            return NULL;                                                                                             \
+        const double *s = op.s;                                                                                      \
+        (void)s;                                                                                                     \
+        Py_ssize_t bytes = op.n * (op.is_double ? 8 : 4);                                                            \
+        int streamed = choose_streaming(&update_policy, bytes);                                                      \
+        double seconds;                                                                                              \
+        Py_BEGIN_ALLOW_THREADS seconds = seconds_now();                                                              \
+        if (op.is_double) { CALL_D; }                                                                                \
+        else { CALL_F; }                                                                                             \
+        seconds = seconds_now() - seconds;                                                                           \
+        Py_END_ALLOW_THREADS release(&op);                                                                           \
+        observe_stores(&update_policy, streamed, seconds, bytes);                                                    \
+        Py_RETURN_NONE;                                                                                              \
     }
 
 #define F(i) ((float)s[i])
 #define D(i) (s[i])
 
-ENTRY(sgd, 2, 1, sgd_float(op.n, BUF(float, 0), BUF(float, 1), F(0)),
-      sgd_double(op.n, BUF(double, 0), BUF(double, 1), D(0)))
-ENTRY(momentum, 3, 2, momentum_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1)),
-      momentum_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1)))
-ENTRY(nag, 3, 2, nag_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1)),
-      nag_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1)))
+ENTRY(sgd, 2, 1, sgd_float(op.n, BUF(float, 0), BUF(float, 1), F(0), streamed),
+      sgd_double(op.n, BUF(double, 0), BUF(double, 1), D(0), streamed))
+ENTRY(momentum, 3, 2, momentum_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1), streamed),
+      momentum_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1), streamed))
+ENTRY(nag, 3, 2, nag_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1), streamed),
+      nag_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1), streamed))
 ENTRY(rmsprop, 3, 4,
-      rmsprop_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1), F(2), F(3)),
-      rmsprop_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1), D(2), D(3)))
+      rmsprop_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), F(0), F(1), F(2), F(3), streamed),
+      rmsprop_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), D(0), D(1), D(2), D(3), streamed))
 ENTRY(adam, 4, 7,
       adam_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), BUF(float, 3), F(0), F(1), F(2), F(3), F(4),
-                 F(5), F(6)),
+                 F(5), F(6), streamed),
       adam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
-                  D(4), D(5), D(6)))
+                  D(4), D(5), D(6), streamed))
 ENTRY(nadam, 4, 9,
       nadam_float(op.n, BUF(float, 0), BUF(float, 1), BUF(float, 2), BUF(float, 3), F(0), F(1), F(2), F(3), F(4),
-                  F(5), F(6), F(7), F(8)),
+                  F(5), F(6), F(7), F(8), streamed),
       nadam_double(op.n, BUF(double, 0), BUF(double, 1), BUF(double, 2), BUF(double, 3), D(0), D(1), D(2), D(3),
-                   D(4), D(5), D(6), D(7), D(8)))
+                   D(4), D(5), D(6), D(7), D(8), streamed))
 
 /* grad_a = grad_h * g'(a) for each activation, as activations.py computes it: g'(a) first (from h = g(a) or from a),
  * then the product. No restrict: out may be one of the inputs. */
-#define BACKWARD_BODY(T)                                                                                    \
-    MULTIVERSION static void tanh_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)    \
-    {                                                                                                         \
-        (void)a;                                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
-            out[i] = ((T)1 - h[i] * h[i]) * gh[i];                                                            \
-    }                                                                                                         \
-    MULTIVERSION static void logistic_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out) \
-    {                                                                                                         \
-        (void)a;                                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
-            out[i] = (((T)1 - h[i]) * h[i]) * gh[i];                                                          \
-    }                                                                                                         \
-    MULTIVERSION static void relu_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)    \
-    {                                                                                                         \
-        (void)h;                                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++) /* a product, not a select: 0 * NaN stays NaN as in NumPy */       \
-            out[i] = (a[i] > (T)0 ? (T)1 : (T)0) * gh[i];                                                     \
-    }                                                                                                         \
-    MULTIVERSION static void identity_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out) \
-    {                                                                                                         \
-        (void)a;                                                                                              \
-        (void)h;                                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++)                                                                    \
-            out[i] = (T)1 * gh[i];                                                                            \
+#define BACKWARD_BODY(T)                                                                                             \
+    MULTIVERSION static void tanh_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)            \
+    {                                                                                                                \
+        (void)a;                                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                           \
+            out[i] = ((T)1 - h[i] * h[i]) * gh[i];                                                                   \
+    }                                                                                                                \
+    MULTIVERSION static void logistic_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)        \
+    {                                                                                                                \
+        (void)a;                                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                           \
+            out[i] = (((T)1 - h[i]) * h[i]) * gh[i];                                                                 \
+    }                                                                                                                \
+    MULTIVERSION static void relu_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)            \
+    {                                                                                                                \
+        (void)h;                                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++) /* a product, not a select: 0 * NaN stays NaN as in NumPy */              \
+            out[i] = (a[i] > (T)0 ? (T)1 : (T)0) * gh[i];                                                            \
+    }                                                                                                                \
+    MULTIVERSION static void identity_backward_##T(Py_ssize_t n, const T *a, const T *h, const T *gh, T *out)        \
+    {                                                                                                                \
+        (void)a;                                                                                                     \
+        (void)h;                                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                           \
+            out[i] = (T)1 * gh[i];                                                                                   \
     }
 BACKWARD_BODY(float)
 BACKWARD_BODY(double)
@@ -389,8 +442,10 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
     }
     const char *src = (const char *)X.buf;
     char *dst = (char *)out.buf;
-    int streamed = n * row_bytes >= STREAM_MIN_BYTES; /* see the optimizers */
+    int streamed = choose_streaming(&gather_policy, n * row_bytes);
+    double seconds;
     Py_BEGIN_ALLOW_THREADS
+    seconds = seconds_now();
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i + PREFETCH_AHEAD < n) {
             const char *ahead = src + idx[i + PREFETCH_AHEAD] * row_bytes;
@@ -404,7 +459,9 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
     }
     if (streamed)
         STREAM_FENCE();
+    seconds = seconds_now() - seconds;
     Py_END_ALLOW_THREADS
+    observe_stores(&gather_policy, streamed, seconds, n * row_bytes);
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -419,31 +476,33 @@ done:
  * are gathered. Each element gets the same two operations, in out's precision, as Scaling's in-place
  * (X - offset) / scale on the converted array, so the numbers are identical. NotImplemented, copying nothing,
  * when an index is negative. */
-#define SCALED_ROWS(T)                                                                                              \
-    static void scaled_rows_##T(const uint8_t *restrict src, const int64_t *restrict idx, Py_ssize_t n,            \
-                                Py_ssize_t d, T *restrict dst, T offset, T scale)                                  \
-    {                                                                                                              \
-        int streamed = n * d * (Py_ssize_t)sizeof(T) >= STREAM_MIN_BYTES;                                          \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                                       \
-            if (i + PREFETCH_AHEAD < n) {                                                                          \
-                const uint8_t *ahead = src + idx[i + PREFETCH_AHEAD] * d;                                          \
-                for (Py_ssize_t b = 0; b < d; b += 64)                                                             \
-                    PREFETCH(ahead + b);                                                                           \
-            }                                                                                                      \
-            const uint8_t *restrict row = src + idx[i] * d;                                                        \
-            for (Py_ssize_t start = 0; start < d; start += BLOCK) {                                                \
-                Py_ssize_t len = d - start < BLOCK ? d - start : BLOCK;                                            \
-                T block[BLOCK];                                                                                    \
-                for (Py_ssize_t j = 0; j < len; j++)                                                               \
-                    block[j] = ((T)row[start + j] - offset) / scale;                                               \
-                if (streamed)                                                                                      \
-                    stream_##T(dst + i * d + start, block, len);                                                   \
-                else                                                                                               \
-                    memcpy(dst + i * d + start, block, len * sizeof(T));                                           \
-            }                                                                                                      \
-        }                                                                                                          \
-        if (streamed)                                                                                              \
-            STREAM_FENCE();                                                                                        \
+#define SCALED_ROWS(T)                                                                                               \
+    static void scaled_rows_##T(const uint8_t *restrict src, const int64_t *restrict idx, Py_ssize_t n,              \
+                                Py_ssize_t d, T *restrict dst, T offset, T scale, int streamed)                      \
+    {                                                                                                                \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                         \
+            if (i + PREFETCH_AHEAD < n) {                                                                            \
+                const uint8_t *ahead = src + idx[i + PREFETCH_AHEAD] * d;                                            \
+                for (Py_ssize_t b = 0; b < d; b += 64)                                                               \
+                    PREFETCH(ahead + b);                                                                             \
+            }                                                                                                        \
+            const uint8_t *restrict row = src + idx[i] * d;                                                          \
+            T *restrict to = dst + i * d;                                                                            \
+            if (!streamed) {                                                                                         \
+                for (Py_ssize_t j = 0; j < d; j++)                                                                   \
+                    to[j] = ((T)row[j] - offset) / scale;                                                            \
+                continue;                                                                                            \
+            }                                                                                                        \
+            for (Py_ssize_t start = 0; start < d; start += BLOCK) {                                                  \
+                Py_ssize_t len = d - start < BLOCK ? d - start : BLOCK;                                              \
+                T block[BLOCK];                                                                                      \
+                for (Py_ssize_t j = 0; j < len; j++)                                                                 \
+                    block[j] = ((T)row[start + j] - offset) / scale;                                                 \
+                stream_##T(to + start, block, len);                                                                  \
+            }                                                                                                        \
+        }                                                                                                            \
+        if (streamed)                                                                                                \
+            STREAM_FENCE();                                                                                          \
     }
 MULTIVERSION SCALED_ROWS(float)
 MULTIVERSION SCALED_ROWS(double)
@@ -491,12 +550,19 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
         Py_INCREF(result);
         goto done;
     }
+    Py_ssize_t bytes = n * d * (is_double ? 8 : 4);
+    int streamed = choose_streaming(&gather_policy, bytes);
+    double seconds;
     Py_BEGIN_ALLOW_THREADS
+    seconds = seconds_now();
     if (is_double)
-        scaled_rows_double((const uint8_t *)raw.buf, idx, n, d, (double *)out.buf, offset, scale);
+        scaled_rows_double((const uint8_t *)raw.buf, idx, n, d, (double *)out.buf, offset, scale, streamed);
     else
-        scaled_rows_float((const uint8_t *)raw.buf, idx, n, d, (float *)out.buf, (float)offset, (float)scale);
+        scaled_rows_float((const uint8_t *)raw.buf, idx, n, d, (float *)out.buf, (float)offset, (float)scale,
+                          streamed);
+    seconds = seconds_now() - seconds;
     Py_END_ALLOW_THREADS
+    observe_stores(&gather_policy, streamed, seconds, bytes);
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -509,28 +575,28 @@ done:
 /* count_correct(y_hat, labels): how many rows i have argmax(y_hat[i]) == labels[i], for a C-contiguous 2-d
  * float32 or float64 y_hat and int64 labels. The argmax is NumPy's: the first maximum, and the first NaN when a
  * row has one. */
-#define ARGMAX_COUNT(T)                                                                                             \
-    static Py_ssize_t count_correct_##T(const T *restrict y_hat, const int64_t *restrict labels, Py_ssize_t n,     \
-                                        Py_ssize_t k)                                                              \
-    {                                                                                                              \
-        Py_ssize_t correct = 0;                                                                                    \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                                       \
-            const T *row = y_hat + i * k;                                                                          \
-            Py_ssize_t best = 0;                                                                                   \
-            T top = row[0];                                                                                        \
-            if (top == top)                                                                                        \
-                for (Py_ssize_t j = 1; j < k; j++) {                                                               \
-                    T value = row[j];                                                                              \
-                    if (!(value <= top)) { /* larger, or NaN: NaN wins, as in NumPy */                             \
-                        best = j;                                                                                  \
-                        top = value;                                                                               \
-                        if (value != value)                                                                        \
-                            break;                                                                                 \
-                    }                                                                                              \
-                }                                                                                                  \
-            correct += best == labels[i];                                                                          \
-        }                                                                                                          \
-        return correct;                                                                                            \
+#define ARGMAX_COUNT(T)                                                                                              \
+    static Py_ssize_t count_correct_##T(const T *restrict y_hat, const int64_t *restrict labels, Py_ssize_t n,       \
+                                        Py_ssize_t k)                                                                \
+    {                                                                                                                \
+        Py_ssize_t correct = 0;                                                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                         \
+            const T *row = y_hat + i * k;                                                                            \
+            Py_ssize_t best = 0;                                                                                     \
+            T top = row[0];                                                                                          \
+            if (top == top)                                                                                          \
+                for (Py_ssize_t j = 1; j < k; j++) {                                                                 \
+                    T value = row[j];                                                                                \
+                    if (!(value <= top)) { /* larger, or NaN: NaN wins, as in NumPy */                               \
+                        best = j;                                                                                    \
+                        top = value;                                                                                 \
+                        if (value != value)                                                                          \
+                            break;                                                                                   \
+                    }                                                                                                \
+                }                                                                                                    \
+            correct += best == labels[i];                                                                            \
+        }                                                                                                            \
+        return correct;                                                                                              \
     }
 ARGMAX_COUNT(float)
 ARGMAX_COUNT(double)
@@ -569,10 +635,25 @@ done:
     return result;
 }
 
+/* store_policy(stream_next=None): the large calls so far, {"update": (ordinary, streamed), "gather": (...)};
+ * with stream_next = k, the next k large calls of each kind stream (tests and benchmarks use it). */
+static PyObject *py_store_policy(PyObject *self, PyObject *args)
+{
+    long stream_next = -1;
+    if (!PyArg_ParseTuple(args, "|l", &stream_next))
+        return NULL;
+    if (stream_next >= 0)
+        update_policy.streaming_left = gather_policy.streaming_left = stream_next;
+    return Py_BuildValue("{s(LL)s(LL)}", "update", update_policy.calls[0], update_policy.calls[1], "gather",
+                         gather_policy.calls[0], gather_policy.calls[1]);
+}
+
 static PyMethodDef methods[] = {
     {"take_rows", py_take_rows, METH_VARARGS, "take_rows(X, rows, out): out[i] = X[rows[i]]"},
     {"take_scaled_rows", py_take_scaled_rows, METH_VARARGS,
      "take_scaled_rows(raw, rows, out, offset, scale): out[i] = (raw[rows[i]] - offset) / scale"},
+    {"store_policy", py_store_policy, METH_VARARGS,
+     "store_policy(stream_next=None): counts of large calls with ordinary and streaming stores, per kind"},
     {"count_correct", py_count_correct, METH_VARARGS,
      "count_correct(y_hat, labels): the number of rows whose argmax is their label"},
     {"backward", py_backward, METH_VARARGS, "backward(kind, a, h, grad_h, out): out = grad_h * g'(a)"},
