@@ -1,9 +1,11 @@
-/* Fused optimizer updates: each rule of optimizers.py as one pass over the flat parameter vector.
+/* ffnn's compiled kernels: each rule of optimizers.py as one pass over the flat parameter vector; the mini-batch
+ * gathers (rows of a float array, or of bytes converted to floats); grad_h * g'(a) for the built-in activations;
+ * and the count of correct predictions.
  *
- * Every function performs exactly the float operations of the NumPy code in optimizers.py, in the same order
- * and in the parameters' precision (float32 or float64), so both give bit-identical parameters: the build uses
+ * Every function performs exactly the float operations of the NumPy code it stands for, in the same order and in
+ * the arrays' precision (float32 or float64), so both give bit-identical results: the build uses
  * -ffp-contract=off (no fused multiply-add) and no fast-math. Scalars arrive as Python floats and are rounded to
- * the array's precision once, as NumPy does with a Python scalar. The GIL is released during the loop.
+ * the array's precision once, as NumPy does with a Python scalar. The GIL is released during the loops.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -396,9 +398,10 @@ static PyObject *py_backward(PyObject *self, PyObject *args)
 }
 
 /* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
- * len(rows) rows like X's; returns NotImplemented, copying nothing, when an index is negative. The same bytes as np.take(X, rows, axis=0, out=out), faster on a data set larger than
- * the caches: the rows a few places ahead are prefetched while a row is copied, so that several rows' memory
- * latencies overlap instead of adding up. */
+ * len(rows) rows like X's; returns NotImplemented, copying nothing, when an index is negative. The same bytes as
+ * np.take(X, rows, axis=0, out=out), faster on a data set larger than the caches: the rows a few places ahead are
+ * prefetched while a row is copied, so that several rows' memory latencies overlap instead of adding up. A large
+ * batch may be streamed out (see the store policy above). */
 #define PREFETCH_AHEAD 8
 
 static PyObject *py_take_rows(PyObject *self, PyObject *args)
