@@ -1,10 +1,15 @@
 """ffnn's optional compiled kernels, and the switch that turns them on.
 
 ``_kernels.c`` is built at install time when a C compiler is available. It holds the optimizers' update rules
-fused into one pass over the parameters each, a row gather for mini-batches, and ``grad_h * g'(a)`` in one pass
-for the built-in activations. Each does exactly what the NumPy code beside its use does, in the same order and
-precision, so results are bit-identical with or without it (the tests check it); the NumPy code is the reference
-and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
+fused into one pass over the parameters each, the row gathers for mini-batches (of a float array, and of bytes
+converted to floats for :class:`ffnn.arrays.ScaledBytes`), ``grad_h * g'(a)`` in one pass for the built-in
+activations, and the count of correct predictions. Each does exactly what the NumPy code beside its use does, in
+the same order and precision, so results are bit-identical with or without it (the tests check it); the NumPy code
+is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
+
+Large writes (parameter updates and batches of 256 KiB or more) switch to streaming stores while ordinary stores
+are slow, as they are when the lines were last read by BLAS on another core of a machine whose cores sit far
+apart; the values written are the same either way. ``compiled.store_policy()`` counts the calls of each kind.
 """
 
 import os
