@@ -81,9 +81,9 @@ def main(argv=None):
             print(f"optimizer step on {N_PARAMS:,} float32 parameters (one flat vector), {setting}, {stores}:")
             for name in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam"):
                 opt = get_optimizer(name, learning_rate=1e-4)
-                kernels.compiled.store_policy(10 ** 9 if streamed else 0)
+                kernels.compiled.store_policy("streaming" if streamed else "ordinary")
                 report(name, *per_call(lambda: opt.step({"theta": theta}, {"theta": grad}), between=between))
-    kernels.compiled.store_policy(0)
+    kernels.compiled.store_policy("auto")
 
     X = rng.standard_normal((ROWS, 784), dtype=np.float32)
     for between, setting in ((None, "back to back"), ("product", "each batch then multiplied by W_1")):

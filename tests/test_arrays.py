@@ -46,14 +46,14 @@ def test_take_gives_the_floats_of_scaling_the_converted_array(enabled, dtype, of
 def test_a_large_batch_has_the_same_numbers_streamed_or_not(enabled, streamed, dtype, monkeypatch):
     _path(enabled, monkeypatch)
     if enabled:
-        kernels.compiled.store_policy(10 ** 6 if streamed else 0)
+        kernels.compiled.store_policy("streaming" if streamed else "ordinary")
         monkeypatch.setattr(kernels, "ENABLED", True)  # undone after the test, and the policy with it below
     X, floats = _bytes_and_floats(n=1000, d=785, offset=12.5, scale=3.3, dtype=dtype)
     rows = np.random.default_rng(4).integers(0, 1000, 300)
     out = np.empty(300 * 785 + 1, dtype)[1:].reshape(300, 785)  # over 256 KiB, unaligned
     assert X.take(rows, out).tobytes() == floats[rows].tobytes()
     if enabled:
-        kernels.compiled.store_policy(0)
+        kernels.compiled.store_policy("auto")
 
 
 @pytest.mark.parametrize("enabled", PATHS)

@@ -286,9 +286,9 @@ def trajectory(name, dtype, fused, monkeypatch, steps=40, learning_rate=0.01, si
 ])
 @pytest.mark.parametrize("size, streamed", [(1003, False), (70_001, False), (70_001, True)])
 def test_kernels_give_bit_identical_parameters_and_state(name, hyperparameters, dtype, size, streamed, monkeypatch):
-    # 70,001 elements make over 256 KiB, which the kernels write with streaming stores while stores are slow;
-    # store_policy makes them stream (or not) now.
-    kernels.compiled.store_policy(10 ** 6 if streamed else 0)
+    # 70,001 elements make over 256 KiB, which the kernels write with streaming stores while ordinary stores are
+    # slow; store_policy makes them stream (or not) now.
+    kernels.compiled.store_policy("streaming" if streamed else "ordinary")
     steps = 40 if size < 10_000 else 8
     fused_theta, fused_state = trajectory(name, dtype, True, monkeypatch, steps=steps, size=size, **hyperparameters)
     numpy_theta, numpy_state = trajectory(name, dtype, False, monkeypatch, steps=steps, size=size, **hyperparameters)
@@ -297,7 +297,7 @@ def test_kernels_give_bit_identical_parameters_and_state(name, hyperparameters, 
     assert fused_state.keys() == numpy_state.keys()
     for key in fused_state:
         assert np.array_equal(fused_state[key], numpy_state[key]), key
-    kernels.compiled.store_policy(0)
+    kernels.compiled.store_policy("auto")
 
 
 @compiled

@@ -145,31 +145,44 @@ static inline void stream_bytes(char *dst, const char *src, Py_ssize_t n) { memc
 #endif
 
 /* When to stream. Only arrays of at least STREAM_MIN_BYTES (a quarter of a core's L2 cache here) are candidates:
- * a small network's parameters and batches stay in the cache. And only while stores are slow: on a quiet machine
- * the ordinary store is as fast or faster (what it writes stays in the cache for the next products, which a
- * streamed array must fetch from memory again). So each kind of call (parameter update, batch gather) keeps the
- * fastest time per byte its ordinary stores achieved; a call SLOW_FACTOR times slower than that means the lines
- * are being taken back from other cores, and the next STREAM_CALLS calls stream before ordinary stores are tried
- * again. Either way the numbers written are the same: this only decides how fast they get there. */
+ * a small network's parameters and batches stay in the cache. And only while ordinary stores are slow: on a quiet
+ * machine they are as fast, and what they write stays in the cache for the next products, whereas a streamed array
+ * must be fetched from memory again. So each kind of call (parameter update, batch gather) keeps a smoothed time
+ * per byte for either kind of store, runs one call in PROBE_EVERY with the kind it is not using, to keep both
+ * current, and streams while streaming is STREAM_ADVANTAGE times faster. The numbers written are the same either
+ * way: this only decides how fast they get there. */
 #define STREAM_MIN_BYTES (256 * 1024)
-#define STREAM_CALLS 64
+#define PROBE_EVERY 32
+#define STREAM_ADVANTAGE 2.0
+
+enum { STORES_AUTO, STORES_ORDINARY, STORES_STREAMING };
+static const char *store_settings[] = {"auto", "ordinary", "streaming"};
+static int store_setting = STORES_AUTO; /* store_policy() sets it: tests and benchmarks fix one kind */
 
 typedef struct {
-    double best;       /* fastest seconds per byte seen with ordinary stores, 0 before the first */
-    double slow_factor;
-    long streaming_left;
-    long long calls[2]; /* large calls written with ordinary stores, and streamed */
+    double per_byte[2];      /* smoothed seconds per byte: ordinary stores, streaming stores; 0 = none yet */
+    long since_probe;
+    long long calls[2];      /* large calls made with each */
 } StorePolicy;
 
-static StorePolicy update_policy = {0.0, 4.0, 0, {0, 0}}; /* Adam in training: 70-95 us quiet, 590 us slow */
-static StorePolicy gather_policy = {0.0, 2.5, 0, {0, 0}}; /* a batch of 64: about 30 us quiet, 60 us slow */
+static StorePolicy update_policy, gather_policy;
 
 static int choose_streaming(StorePolicy *policy, Py_ssize_t bytes)
 {
     if (bytes < STREAM_MIN_BYTES)
         return 0;
-    int streamed = policy->streaming_left > 0;
-    policy->streaming_left -= streamed;
+    int streamed;
+    if (store_setting != STORES_AUTO) {
+        streamed = store_setting == STORES_STREAMING;
+    } else {
+        const double *t = policy->per_byte;
+        int preferred = t[0] > 0 && t[1] > 0 && t[1] * STREAM_ADVANTAGE < t[0];
+        streamed = preferred;
+        if (t[!preferred] == 0 || ++policy->since_probe >= PROBE_EVERY) {
+            streamed = !preferred;
+            policy->since_probe = 0;
+        }
+    }
     policy->calls[streamed]++;
     return streamed;
 }
@@ -183,13 +196,10 @@ static double seconds_now(void)
 
 static void observe_stores(StorePolicy *policy, int streamed, double seconds, Py_ssize_t bytes)
 {
-    if (streamed || bytes < STREAM_MIN_BYTES || seconds <= 0)
+    if (bytes < STREAM_MIN_BYTES || seconds <= 0)
         return;
-    double per_byte = seconds / (double)bytes;
-    if (policy->best == 0.0 || per_byte < policy->best)
-        policy->best = per_byte;
-    else if (per_byte > policy->slow_factor * policy->best)
-        policy->streaming_left = STREAM_CALLS;
+    double per_byte = seconds / (double)bytes, *t = &policy->per_byte[streamed];
+    *t = *t == 0 ? per_byte : *t + 0.25 * (per_byte - *t);
 }
 
 /* The loop every rule shares: for each i, BODY computes the new theta[i] as `next` (it may update state arrays at
@@ -638,17 +648,29 @@ done:
     return result;
 }
 
-/* store_policy(stream_next=None): the large calls so far, {"update": (ordinary, streamed), "gather": (...)};
- * with stream_next = k, the next k large calls of each kind stream (tests and benchmarks use it). */
+/* store_policy(setting=None): which stores large writes use, "auto" (the default, see above), "ordinary" or
+ * "streaming", and how many large calls of each kind used each: {"setting": ..., "update": (ordinary, streamed),
+ * "gather": (ordinary, streamed)}. A setting given is kept until the next. */
 static PyObject *py_store_policy(PyObject *self, PyObject *args)
 {
-    long stream_next = -1;
-    if (!PyArg_ParseTuple(args, "|l", &stream_next))
+    const char *setting = NULL;
+    if (!PyArg_ParseTuple(args, "|z", &setting))
         return NULL;
-    if (stream_next >= 0)
-        update_policy.streaming_left = gather_policy.streaming_left = stream_next;
-    return Py_BuildValue("{s(LL)s(LL)}", "update", update_policy.calls[0], update_policy.calls[1], "gather",
-                         gather_policy.calls[0], gather_policy.calls[1]);
+    if (setting != NULL) {
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(setting, store_settings[i]) == 0)
+                found = i;
+        if (found < 0) {
+            PyErr_Format(PyExc_ValueError, "store setting must be 'auto', 'ordinary' or 'streaming'; got '%s'",
+                         setting);
+            return NULL;
+        }
+        store_setting = found;
+    }
+    return Py_BuildValue("{sss(LL)s(LL)}", "setting", store_settings[store_setting], "update",
+                         update_policy.calls[0], update_policy.calls[1], "gather", gather_policy.calls[0],
+                         gather_policy.calls[1]);
 }
 
 static PyMethodDef methods[] = {
@@ -656,7 +678,7 @@ static PyMethodDef methods[] = {
     {"take_scaled_rows", py_take_scaled_rows, METH_VARARGS,
      "take_scaled_rows(raw, rows, out, offset, scale): out[i] = (raw[rows[i]] - offset) / scale"},
     {"store_policy", py_store_policy, METH_VARARGS,
-     "store_policy(stream_next=None): counts of large calls with ordinary and streaming stores, per kind"},
+     "store_policy(setting=None): 'auto', 'ordinary' or 'streaming' stores for large writes, and their counts"},
     {"count_correct", py_count_correct, METH_VARARGS,
      "count_correct(y_hat, labels): the number of rows whose argmax is their label"},
     {"backward", py_backward, METH_VARARGS, "backward(kind, a, h, grad_h, out): out = grad_h * g'(a)"},

@@ -7,9 +7,10 @@ activations, and the count of correct predictions. Each does exactly what the Nu
 the same order and precision, so results are bit-identical with or without it (the tests check it); the NumPy code
 is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
 
-Large writes (parameter updates and batches of 256 KiB or more) switch to streaming stores while ordinary stores
-are slow, as they are when the lines were last read by BLAS on another core of a machine whose cores sit far
-apart; the values written are the same either way. ``compiled.store_policy()`` counts the calls of each kind.
+Large writes (parameter updates and batches of 256 KiB or more) use streaming stores while those are at least
+twice as fast as ordinary ones, as happens when the lines were last read by BLAS on another core of a machine whose
+cores sit far apart; the values written are the same either way. ``compiled.store_policy()`` counts the calls that
+used each, and ``compiled.store_policy("ordinary" | "streaming" | "auto")`` fixes the choice or gives it back.
 """
 
 import os
