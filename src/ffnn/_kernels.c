@@ -106,36 +106,21 @@ static int parse(PyObject *args, int n_arrays, int n_scalars, Operands *op)
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
-static inline void stream_float(float *dst, const float *src, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    for (; i < n && ((uintptr_t)(dst + i) & 15); i++)
-        dst[i] = src[i];
-    for (; i + 4 <= n; i += 4)
-        _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-static inline void stream_double(double *dst, const double *src, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    for (; i < n && ((uintptr_t)(dst + i) & 15); i++)
-        dst[i] = src[i];
-    for (; i + 2 <= n; i += 2)
-        _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-static inline void stream_bytes(char *dst, const char *src, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    for (; i < n && ((uintptr_t)(dst + i) & 15); i++)
-        dst[i] = src[i];
-    for (; i + 16 <= n; i += 16)
-        _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
+/* dst[0:n] = src[0:n], the 16-byte-aligned middle part of dst with streaming stores of LANES elements each. */
+#define STREAM_COPY(NAME, T, LANES, STORE)                                                                           \
+    static inline void NAME(T *dst, const T *src, Py_ssize_t n)                                                      \
+    {                                                                                                                \
+        Py_ssize_t i = 0;                                                                                            \
+        for (; i < n && ((uintptr_t)(dst + i) & 15); i++)                                                            \
+            dst[i] = src[i];                                                                                         \
+        for (; i + LANES <= n; i += LANES)                                                                           \
+            STORE;                                                                                                   \
+        for (; i < n; i++)                                                                                           \
+            dst[i] = src[i];                                                                                         \
+    }
+STREAM_COPY(stream_float, float, 4, _mm_stream_ps(dst + i, _mm_loadu_ps(src + i)))
+STREAM_COPY(stream_double, double, 2, _mm_stream_pd(dst + i, _mm_loadu_pd(src + i)))
+STREAM_COPY(stream_bytes, char, 16, _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i))))
 #define STREAM_FENCE() _mm_sfence() /* streamed lines are visible to other cores before the call returns */
 #else
 static inline void stream_float(float *dst, const float *src, Py_ssize_t n) { memcpy(dst, src, n * sizeof *dst); }
@@ -407,6 +392,40 @@ static PyObject *py_backward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The buffers of a gather: the source (C-contiguous), the row indices and the (writable) output; -1 with an
+ * exception set, and nothing held, when one cannot be had. */
+static int gather_buffers(PyObject *src_obj, PyObject *rows_obj, PyObject *out_obj, Py_buffer *src, Py_buffer *rows,
+                          Py_buffer *out)
+{
+    if (PyObject_GetBuffer(src_obj, src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+        return -1;
+    if (PyObject_GetBuffer(rows_obj, rows, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(src);
+        return -1;
+    }
+    if (PyObject_GetBuffer(out_obj, out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
+        PyBuffer_Release(src);
+        PyBuffer_Release(rows);
+        return -1;
+    }
+    return 0;
+}
+
+/* Row indices for a gather from n_rows rows: -1 with an IndexError set when one is out of bounds, 1 when one is
+ * negative (counted from the end), 0 otherwise. */
+static int check_rows(const int64_t *idx, Py_ssize_t n, Py_ssize_t n_rows)
+{
+    int negative = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (idx[i] < -n_rows || idx[i] >= n_rows) {
+            PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
+            return -1;
+        }
+        negative |= idx[i] < 0;
+    }
+    return negative;
+}
+
 /* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
  * len(rows) rows like X's; returns NotImplemented, copying nothing, when an index is negative. The same bytes as
  * np.take(X, rows, axis=0, out=out), faster on a data set larger than the caches: the rows a few places ahead are
@@ -420,17 +439,8 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOO", &X_obj, &rows_obj, &out_obj))
         return NULL;
     Py_buffer X, rows, out;
-    if (PyObject_GetBuffer(X_obj, &X, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+    if (gather_buffers(X_obj, rows_obj, out_obj, &X, &rows, &out) < 0)
         return NULL;
-    if (PyObject_GetBuffer(rows_obj, &rows, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&X);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
-        PyBuffer_Release(&X);
-        PyBuffer_Release(&rows);
-        return NULL;
-    }
     PyObject *result = NULL;
     Py_ssize_t n_rows = X.ndim == 2 ? X.shape[0] : 0, row_bytes = X.ndim == 2 ? X.shape[1] * X.itemsize : 0;
     Py_ssize_t n = rows.itemsize == 8 ? rows.len / 8 : -1;
@@ -440,15 +450,10 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
         goto done;
     }
     const int64_t *idx = (const int64_t *)rows.buf;
-    int has_negative = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (idx[i] < -n_rows || idx[i] >= n_rows) {
-            PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
-            goto done;
-        }
-        has_negative |= idx[i] < 0;
-    }
-    if (has_negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
+    int negative = check_rows(idx, n, n_rows);
+    if (negative < 0)
+        goto done;
+    if (negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
         result = Py_NotImplemented;
         Py_INCREF(result);
         goto done;
@@ -527,17 +532,8 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOdd", &raw_obj, &rows_obj, &out_obj, &offset, &scale))
         return NULL;
     Py_buffer raw, rows, out;
-    if (PyObject_GetBuffer(raw_obj, &raw, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0)
+    if (gather_buffers(raw_obj, rows_obj, out_obj, &raw, &rows, &out) < 0)
         return NULL;
-    if (PyObject_GetBuffer(rows_obj, &rows, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&raw);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
-        PyBuffer_Release(&raw);
-        PyBuffer_Release(&rows);
-        return NULL;
-    }
     PyObject *result = NULL;
     int is_double = strcmp(out.format, "d") == 0;
     Py_ssize_t n_rows = raw.ndim == 2 ? raw.shape[0] : 0, d = raw.ndim == 2 ? raw.shape[1] : 0;
@@ -550,15 +546,10 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
         goto done;
     }
     const int64_t *idx = (const int64_t *)rows.buf;
-    int has_negative = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (idx[i] < -n_rows || idx[i] >= n_rows) {
-            PyErr_Format(PyExc_IndexError, "row index %lld is out of bounds for %zd rows", (long long)idx[i], n_rows);
-            goto done;
-        }
-        has_negative |= idx[i] < 0;
-    }
-    if (has_negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
+    int negative = check_rows(idx, n, n_rows);
+    if (negative < 0)
+        goto done;
+    if (negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
         result = Py_NotImplemented;
         Py_INCREF(result);
         goto done;
