@@ -172,12 +172,23 @@ static int choose_streaming(StorePolicy *policy, Py_ssize_t bytes)
     return streamed;
 }
 
+#if defined(_WIN32)
+#include <windows.h>
+static double seconds_now(void)
+{
+    LARGE_INTEGER count, frequency;
+    QueryPerformanceCounter(&count);
+    QueryPerformanceFrequency(&frequency);
+    return (double)count.QuadPart / (double)frequency.QuadPart;
+}
+#else
 static double seconds_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+#endif
 
 static void observe_stores(StorePolicy *policy, int streamed, double seconds, Py_ssize_t bytes)
 {
