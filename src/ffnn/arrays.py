@@ -63,6 +63,8 @@ class ScaledBytes:
 
     def block(self, start, stop, out):
         """Rows ``start:stop`` as floats, written into ``out``; returns ``out``."""
+        if kernels.ENABLED:  # one compiled pass instead of three NumPy ones
+            return self.take(np.arange(start, stop), out)
         return self._convert(self.raw[start:stop], out)
 
     def _convert(self, raw_rows, out):
