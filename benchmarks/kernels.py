@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from ffnn import kernels
+from ffnn.arrays import staggered_zeros
 from ffnn.activations import get_activation
 from ffnn.optimizers import get_optimizer
 
@@ -70,8 +71,10 @@ def main(argv=None):
         print("ffnn's C extension is not built here (no C compiler at install): nothing to compare")
         return 0
     rng = np.random.default_rng(0)
-    theta = rng.standard_normal(N_PARAMS).astype(np.float32)
-    grad = (rng.standard_normal(N_PARAMS) * 1e-3).astype(np.float32)
+    # laid out as in training: each vector starts at its own offset within a page (ffnn.arrays.staggered_zeros)
+    theta, grad = staggered_zeros(N_PARAMS, np.float32), staggered_zeros(N_PARAMS, np.float32)
+    theta[...] = rng.standard_normal(N_PARAMS)
+    grad[...] = rng.standard_normal(N_PARAMS) * 1e-3
     W1 = theta[:784 * 128].reshape(784, 128)  # the first layer's weights, stored as W_1^T
     H, A = rng.standard_normal((64, 784), dtype=np.float32), np.empty((64, 128), np.float32)
     forward = lambda: np.matmul(H, W1, out=A)  # noqa: E731 -- reads the weights on every BLAS thread

@@ -134,3 +134,20 @@ def test_a_cuda_style_array_module_gets_the_floats():
     net.xp = type("FakeXp", (), {"asarray": staticmethod(np.asarray), "isfinite": staticmethod(np.isfinite)})
     checked = net._check_X(X)
     assert isinstance(checked, np.ndarray) and checked.tobytes() == floats.tobytes()
+
+
+def test_parameters_gradients_and_moments_start_at_different_page_offsets():
+    from ffnn.arrays import staggered_zeros, staggered_zeros_like
+
+    net = ffnn.Network([784, 128, 128, 10], seed=0)
+    trainer = Trainer(net, get_optimizer("adam", 1e-3), epochs=1, batch_size=32, seed=0, verbose=0)
+    rng = np.random.default_rng(0)
+    trainer.fit(rng.standard_normal((64, 784)).astype(np.float32), rng.integers(0, 10, 64))
+    arrays = [net.theta, trainer._grad, *trainer.optimizer.state.values()]
+    assert len(arrays) == 4 and all(a.shape == net.theta.shape and a.dtype == np.float32 for a in arrays)
+    assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
+    assert len({a.ctypes.data % 4096 for a in arrays}) == 4
+    a = staggered_zeros(1000, "float64")
+    assert a.shape == (1000,) and a.dtype == np.float64 and not a.any() and a.ctypes.data % 64 == 0
+    matrix = np.ones((3, 4))
+    assert staggered_zeros_like(matrix).shape == (3, 4) and not staggered_zeros_like(matrix).any()

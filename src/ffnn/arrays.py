@@ -7,6 +7,8 @@ element as scaling the converted array in place, ``(x - offset) / scale`` in the
 network sees is identical to converting the whole set first.
 """
 
+import itertools
+
 import numpy as np
 
 from . import kernels
@@ -94,3 +96,28 @@ def row_block(X, start, stop, out):
     if isinstance(X, ScaledBytes):
         return X.block(start, stop, out[:stop - start])
     return X[start:stop]
+
+
+# Arrays that are updated element by element together, the parameters, their gradients and an optimizer's moments,
+# would all start at the same offset within their 4 KiB pages (large allocations are page-aligned). A load from one
+# of them then looks to the CPU as if it might depend on a store to another at the same page offset (4K aliasing)
+# and waits: Adam's compiled update on 118,282 parameters takes 40 us so, and 34 us with each array starting at a
+# different offset. Successive arrays take successive offsets, 9 cache lines apart.
+_PAGE = 4096
+_OFFSETS = itertools.cycle(range(0, _PAGE, 9 * 64))
+
+
+def staggered_zeros(n, dtype):
+    """A zeroed 1-D NumPy array of ``n`` elements that starts at the next of several offsets within a page."""
+    dtype = np.dtype(dtype)
+    offset = next(_OFFSETS)
+    raw = np.zeros(n * dtype.itemsize + _PAGE + offset, np.uint8)
+    start = -raw.ctypes.data % _PAGE + offset
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def staggered_zeros_like(like):
+    """``np.zeros_like(like)``, from :func:`staggered_zeros` for a 1-D NumPy array."""
+    if type(like) is np.ndarray and like.ndim == 1:
+        return staggered_zeros(like.shape[0], like.dtype)
+    return np.zeros_like(like)

@@ -32,7 +32,7 @@ run on contiguous operands, which BLAS does 20-25% faster at these sizes.
 import numpy as np
 
 from .activations import get_activation
-from .arrays import ScaledBytes, row_block, take_rows
+from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
@@ -125,7 +125,8 @@ class Network:
         self.L = len(self.sizes) - 1
         self.n_weights = sum(n_out * n_in for n_in, n_out in zip(self.sizes, self.sizes[1:]))
         self.n_params = self.n_weights + sum(self.sizes[1:])
-        self.theta = self.xp.zeros(self.n_params, self.dtype)
+        zeros = staggered_zeros if self.xp is np else self.xp.zeros  # see arrays.staggered_zeros
+        self.theta = zeros(self.n_params, self.dtype)
         self.params = self.views(self.theta)
         # 1-indexed like the lecture: W[k], b[k] for k = 1..L (views into theta); WT[k] = W[k]^T, contiguous.
         self.W = [None] + [self.params[f"W{k}"] for k in range(1, self.L + 1)]

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from . import kernels
+from .arrays import staggered_zeros_like
 from .errors import ConfigError, unknown_name
 
 
@@ -72,7 +73,7 @@ class Optimizer:
         """State array ``slot`` for parameter ``key``, zeros on first use."""
         name = f"{slot}.{key}"
         if name not in self.state:
-            self.state[name] = np.zeros_like(like)
+            self.state[name] = staggered_zeros_like(like)
         return self.state[name]
 
     def scratch(self, key, like, i=0):
@@ -93,10 +94,9 @@ class Optimizer:
         for k, v in state.get("hyperparameters", {}).items():
             setattr(self, k, float(v))
         for k, v in state["arrays"].items():
-            if k in self.state:
-                self.state[k][...] = v
-            else:
-                self.state[k] = v.copy()
+            if k not in self.state:
+                self.state[k] = staggered_zeros_like(v)
+            self.state[k][...] = v
 
     def __repr__(self):
         hp = ", ".join(f"{k}={getattr(self, k)}" for k in self.hyperparameters)

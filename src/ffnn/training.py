@@ -13,7 +13,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .arrays import take_rows
+from .arrays import staggered_zeros_like, take_rows
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
 from .kernels import count_correct
@@ -128,7 +128,7 @@ class Trainer:
         if label_smoothing and net.output_layer.output != "softmax":
             raise ConfigError("label_smoothing needs a softmax output (class labels)")
         self.label_smoothing = float(label_smoothing)
-        self._grad = net.xp.empty(net.n_params, net.dtype)
+        self._grad = staggered_zeros_like(net.theta)
         self._snapshot = None
 
     # -- state for checkpoints --------------------------------------------------------------------------
