@@ -73,6 +73,11 @@ def test_take_with_other_index_arrays_and_outputs_falls_back_to_the_same_numbers
         assert X.take(rows, out).tobytes() == floats[rows].tobytes()
     out = np.empty((3, 12), np.float32)[:, ::2]  # not contiguous
     np.testing.assert_array_equal(X.take(np.array([0, 5, 9]), out), floats[[0, 5, 9]])
+    half = np.empty((3, 6), np.float16)  # a float type the kernel does not write: NumPy's, in float16
+    expected = X.raw[[0, 5, 9]].astype(np.float16)
+    expected -= np.float16(X.offset)
+    expected /= np.float16(X.scale)
+    assert X.take(np.array([0, 5, 9]), half).tobytes() == expected.tobytes()
 
 
 @pytest.mark.skipif(kernels.compiled is None, reason="ffnn was built without its C extension")

@@ -1,4 +1,4 @@
-"""Input matrices held compactly, and taking rows from them.
+"""Input matrices held compactly and taking rows from them; and how the vectors an update walks are laid out.
 
 Image sets such as Fashion-MNIST arrive as bytes, a quarter of their float32 size. A :class:`ScaledBytes` keeps them
 that way and turns rows into floats only as they are used: the training loop gathers each mini-batch straight
@@ -54,7 +54,7 @@ class ScaledBytes:
         """``out[i] = (raw[rows[i]] - offset) / scale``, in ``out``'s float type; returns ``out``."""
         rows = np.asarray(rows)
         if (kernels.ENABLED and type(out) is np.ndarray and out.flags.c_contiguous and out.flags.writeable
-                and rows.dtype == np.int64
+                and out.dtype in (np.float32, np.float64) and rows.dtype == np.int64
                 and kernels.compiled.take_scaled_rows(self.raw, np.ascontiguousarray(rows), out, self.offset,
                                                       self.scale) is not NotImplemented):
             return out
