@@ -198,6 +198,17 @@ static void observe_stores(StorePolicy *policy, int streamed, double seconds, Py
     *t = *t == 0 ? per_byte : *t + 0.25 * (per_byte - *t);
 }
 
+/* Runs CALL without the GIL under POLICY for a write of BYTES: CALL sees `streamed`, and its time is observed. */
+#define UNDER_STORE_POLICY(POLICY, BYTES, CALL)                                                                      \
+    do {                                                                                                             \
+        int streamed = choose_streaming(POLICY, BYTES);                                                              \
+        double seconds;                                                                                              \
+        Py_BEGIN_ALLOW_THREADS seconds = seconds_now();                                                              \
+        CALL;                                                                                                        \
+        seconds = seconds_now() - seconds;                                                                           \
+        Py_END_ALLOW_THREADS observe_stores(POLICY, streamed, seconds, BYTES);                                       \
+    } while (0)
+
 /* The loop every rule shares: for each i, BODY computes the new theta[i] as `next` (it may update state arrays at
  * i). Written in place, or, when `streamed`, block by block into a small buffer that is then streamed into theta. */
 #define UPDATE_LOOP(T, BODY)                                                                                         \
@@ -299,15 +310,9 @@ ADAM_BODY(double, sqrt)
             return NULL;                                                                                             \
         const double *s = op.s;                                                                                      \
         (void)s;                                                                                                     \
-        Py_ssize_t bytes = op.n * (op.is_double ? 8 : 4);                                                            \
-        int streamed = choose_streaming(&update_policy, bytes);                                                      \
-        double seconds;                                                                                              \
-        Py_BEGIN_ALLOW_THREADS seconds = seconds_now();                                                              \
-        if (op.is_double) { CALL_D; }                                                                                \
-        else { CALL_F; }                                                                                             \
-        seconds = seconds_now() - seconds;                                                                           \
-        Py_END_ALLOW_THREADS release(&op);                                                                           \
-        observe_stores(&update_policy, streamed, seconds, bytes);                                                    \
+        UNDER_STORE_POLICY(&update_policy, op.n * (op.is_double ? 8 : 4),                                            \
+                           if (op.is_double) { CALL_D; } else { CALL_F; });                                          \
+        release(&op);                                                                                                \
         Py_RETURN_NONE;                                                                                              \
     }
 
@@ -422,6 +427,13 @@ static int gather_buffers(PyObject *src_obj, PyObject *rows_obj, PyObject *out_o
     return 0;
 }
 
+static void release_gather(Py_buffer *src, Py_buffer *rows, Py_buffer *out)
+{
+    PyBuffer_Release(src);
+    PyBuffer_Release(rows);
+    PyBuffer_Release(out);
+}
+
 /* Row indices for a gather from n_rows rows: -1 with an IndexError set when one is out of bounds, 1 when one is
  * negative (counted from the end), 0 otherwise. */
 static int check_rows(const int64_t *idx, Py_ssize_t n, Py_ssize_t n_rows)
@@ -443,6 +455,24 @@ static int check_rows(const int64_t *idx, Py_ssize_t n, Py_ssize_t n_rows)
  * prefetched while a row is copied, so that several rows' memory latencies overlap instead of adding up. A large
  * batch may be streamed out (see the store policy above). */
 #define PREFETCH_AHEAD 8
+
+static void copy_rows(const char *src, const int64_t *idx, Py_ssize_t n, Py_ssize_t row_bytes, char *dst,
+                      int streamed)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) {
+            const char *ahead = src + idx[i + PREFETCH_AHEAD] * row_bytes;
+            for (Py_ssize_t b = 0; b < row_bytes; b += 64)
+                PREFETCH(ahead + b);
+        }
+        if (streamed)
+            stream_bytes(dst + i * row_bytes, src + idx[i] * row_bytes, row_bytes);
+        else
+            memcpy(dst + i * row_bytes, src + idx[i] * row_bytes, (size_t)row_bytes);
+    }
+    if (streamed)
+        STREAM_FENCE();
+}
 
 static PyObject *py_take_rows(PyObject *self, PyObject *args)
 {
@@ -469,34 +499,12 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
         Py_INCREF(result);
         goto done;
     }
-    const char *src = (const char *)X.buf;
-    char *dst = (char *)out.buf;
-    int streamed = choose_streaming(&gather_policy, n * row_bytes);
-    double seconds;
-    Py_BEGIN_ALLOW_THREADS
-    seconds = seconds_now();
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) {
-            const char *ahead = src + idx[i + PREFETCH_AHEAD] * row_bytes;
-            for (Py_ssize_t b = 0; b < row_bytes; b += 64)
-                PREFETCH(ahead + b);
-        }
-        if (streamed)
-            stream_bytes(dst + i * row_bytes, src + idx[i] * row_bytes, row_bytes);
-        else
-            memcpy(dst + i * row_bytes, src + idx[i] * row_bytes, (size_t)row_bytes);
-    }
-    if (streamed)
-        STREAM_FENCE();
-    seconds = seconds_now() - seconds;
-    Py_END_ALLOW_THREADS
-    observe_stores(&gather_policy, streamed, seconds, n * row_bytes);
+    UNDER_STORE_POLICY(&gather_policy, n * row_bytes,
+                       copy_rows((const char *)X.buf, idx, n, row_bytes, (char *)out.buf, streamed));
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyBuffer_Release(&X);
-    PyBuffer_Release(&rows);
-    PyBuffer_Release(&out);
+    release_gather(&X, &rows, &out);
     return result;
 }
 
@@ -565,25 +573,15 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
         Py_INCREF(result);
         goto done;
     }
-    Py_ssize_t bytes = n * d * (is_double ? 8 : 4);
-    int streamed = choose_streaming(&gather_policy, bytes);
-    double seconds;
-    Py_BEGIN_ALLOW_THREADS
-    seconds = seconds_now();
-    if (is_double)
-        scaled_rows_double((const uint8_t *)raw.buf, idx, n, d, (double *)out.buf, offset, scale, streamed);
-    else
-        scaled_rows_float((const uint8_t *)raw.buf, idx, n, d, (float *)out.buf, (float)offset, (float)scale,
-                          streamed);
-    seconds = seconds_now() - seconds;
-    Py_END_ALLOW_THREADS
-    observe_stores(&gather_policy, streamed, seconds, bytes);
+    const uint8_t *src = (const uint8_t *)raw.buf;
+    UNDER_STORE_POLICY(&gather_policy, n * d * (is_double ? 8 : 4),
+                       if (is_double) scaled_rows_double(src, idx, n, d, (double *)out.buf, offset, scale, streamed);
+                       else scaled_rows_float(src, idx, n, d, (float *)out.buf, (float)offset, (float)scale,
+                                              streamed));
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyBuffer_Release(&raw);
-    PyBuffer_Release(&rows);
-    PyBuffer_Release(&out);
+    release_gather(&raw, &rows, &out);
     return result;
 }
 

@@ -255,7 +255,7 @@ class Network:
         converted = self._chunk_buffer(X, batch_size) if isinstance(X, ScaledBytes) else None
         for start, cache in self._chunks(X.shape[0], batch_size):
             xb = row_block(X, start, start + cache.batch, converted)
-            if converted is None:  # a ScaledBytes' rows are finite by construction
+            if not isinstance(X, ScaledBytes):  # whose rows are finite by construction
                 self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             out[start:start + cache.batch] = to_numpy(y_hat)
@@ -334,17 +334,16 @@ class Network:
     def _check_X(self, X, finite=True):
         """X as this network takes it: a 2-D array of its dtype with its number of features, or a ScaledBytes
         (whose rows are always finite), which stays as it is and is converted chunk by chunk."""
-        if isinstance(X, ScaledBytes) and self.xp is not np:
-            X = X.to_array(self.dtype)
-        if not isinstance(X, ScaledBytes):
-            X = np.asarray(X) if self.xp is np else self.xp.asarray(X)
+        compact = isinstance(X, ScaledBytes) and self.xp is np
+        if not compact:
+            X = np.asarray(X) if self.xp is np else self.xp.asarray(X)  # a ScaledBytes too: its floats
         if X.ndim != 2:
             raise DataError(f"X must be a 2-D array (examples, features); got shape {tuple(X.shape)}")
         if X.shape[1] != self.sizes[0]:
             raise DataError(f"X has {X.shape[1]} features; this network expects {self.sizes[0]}")
         if X.shape[0] == 0:
             raise DataError("X is empty; at least one example is needed")
-        if isinstance(X, ScaledBytes):
+        if compact:
             return X
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
