@@ -422,8 +422,3 @@ def test_evaluate_on_rows_equals_evaluate_on_the_copied_rows():
     assert on_rows["accuracy"] == copied["accuracy"]
     assert on_rows["loss"] == pytest.approx(copied["loss"], rel=1e-6)
     assert on_rows["loss"] != pytest.approx(net.evaluate(X, y)["loss"], rel=1e-6)
-
-
-def test_the_cuda_device_says_it_is_not_available_in_one_line():
-    with pytest.raises(ConfigError, match="device 'cuda' is not available.*use device 'cpu'"):
-        Network([3, 2], device="cuda")

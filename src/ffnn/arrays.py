@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from . import kernels
+from . import cuda, kernels
 from .errors import DataError
 
 
@@ -84,9 +84,11 @@ class ScaledBytes:
 
 
 def take_rows(X, rows, out):
-    """``out[i] = X[rows[i]]`` for a NumPy array or a :class:`ScaledBytes` (its rows converted to floats)."""
+    """``out[i] = X[rows[i]]`` for a NumPy or CuPy array or a :class:`ScaledBytes` (its rows converted to floats)."""
     if isinstance(X, ScaledBytes):
         return X.take(rows, out)
+    if type(X) is not np.ndarray and cuda.is_array(X):
+        return cuda.take_rows(X, rows, out)
     return kernels.take_rows(X, rows, out)
 
 

@@ -1,24 +1,24 @@
-"""The array module behind a device: NumPy on 'cpu' (CuPy on 'cuda' is planned).
+"""The array module behind a device: NumPy on 'cpu', CuPy on 'cuda'.
 
-The math modules call ufuncs (np.tanh, np.matmul, ... with ``out=``), which dispatch to CuPy arrays through
-NumPy's ufunc protocol; only allocation goes through the module returned here.
+The math modules call ufuncs (np.tanh, np.add, ... with ``out=``), which dispatch to CuPy arrays through NumPy's
+ufunc protocol, and the fused steps of :mod:`ffnn.kernels`, which dispatch to :mod:`ffnn.cuda` for CuPy arrays;
+only allocation goes through the module returned here.
 """
 
 import numpy as np
 
+from . import cuda
 from .errors import ConfigError
 
 DEVICES = ("cpu", "cuda")
 
 
 def get_array_module(device="cpu"):
-    """NumPy for 'cpu'. The math only calls ufuncs and matmul with ``out=`` and allocates through this module,
-    so a GPU array module (CuPy) can take its place; the 'cuda' device is not finished yet and says so."""
+    """NumPy for 'cpu'; CuPy for 'cuda', or a one-line ConfigError saying why it cannot be used here."""
     if device == "cpu":
         return np
     if device == "cuda":
-        raise ConfigError("device 'cuda' is not available in this version of ffnn (GPU training is not finished); "
-                          "use device 'cpu'")
+        return cuda.array_module()
     raise ConfigError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
 
 

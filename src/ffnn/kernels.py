@@ -17,12 +17,22 @@ import os
 
 import numpy as np
 
+from . import cuda
+
 try:
     from . import _kernels as compiled
 except ImportError:  # built without a C compiler: the NumPy code gives the same numbers, a little slower
     compiled = None
 
 ENABLED = compiled is not None and not os.environ.get("FFNN_NO_KERNELS")
+
+
+def matmul(a, b, out):
+    """``out = a @ b``: NumPy's matmul, or cuBLAS through :func:`ffnn.cuda.gemm` for CuPy arrays (which a CUDA graph
+    can capture, where CuPy's own matmul cannot be)."""
+    if type(out) is np.ndarray or not cuda.is_array(out):
+        return np.matmul(a, b, out=out)
+    return cuda.gemm(a, b, out)
 
 
 def take_rows(X, rows, out):
@@ -44,6 +54,8 @@ def backward(kind, a, h, grad_h, out):
     2 relu, 3 identity); False where that does not apply (``kind`` None, or arrays the kernel does not take), and
     the caller then computes g'(a) and the product with NumPy, which gives the same numbers."""
     arrays = (a, h, grad_h, out)
+    if type(out) is not np.ndarray and cuda.is_array(out):
+        return kind is not None and cuda.backward(kind, a, h, grad_h, out)
     if not (ENABLED and kind is not None and all(type(x) is np.ndarray for x in arrays)
             and all(x.dtype == out.dtype and x.shape == out.shape and x.flags.c_contiguous
                     and x.flags.writeable for x in arrays) and out.dtype in (np.float32, np.float64)):
@@ -56,6 +68,8 @@ def count_correct(y_hat, labels):
     """How many rows of ``y_hat`` have their largest value at their label: ``(y_hat.argmax(axis=1) == labels).sum()``
     in one compiled pass where it applies (NumPy arrays, int64 labels), with NumPy's argmax (first maximum, first
     NaN)."""
+    if type(y_hat) is not np.ndarray and cuda.is_array(y_hat):
+        return cuda.count_correct(y_hat, labels)
     if (ENABLED and type(y_hat) is np.ndarray and type(labels) is np.ndarray and y_hat.ndim == 2
             and y_hat.dtype in (np.float32, np.float64) and y_hat.flags.c_contiguous and labels.dtype == np.int64
             and labels.ndim == 1 and labels.flags.c_contiguous and y_hat.shape[1] > 0):

@@ -36,7 +36,7 @@ from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
-from .kernels import count_correct
+from .kernels import count_correct, matmul
 from .outputs import get_output_layer
 
 DTYPES = ("float32", "float64")
@@ -191,7 +191,7 @@ class Network:
         cache.dropout = bool(self.dropout and rng is not None)
         h[0] = passed[0] = X
         for k in range(1, L + 1):
-            np.matmul(passed[k - 1], self.WT[k], out=a[k])   # a_k = b_k + W_k h_{k-1}
+            matmul(passed[k - 1], self.WT[k], out=a[k])      # a_k = b_k + W_k h_{k-1}
             a[k] += self.b[k]
             if k < L:
                 g(a[k], out=h[k])                            # h_k = g(a_k)
@@ -202,7 +202,10 @@ class Network:
     def _drop(self, cache, k, rng):
         # Inverted dropout: keep each unit with probability 1 - p and scale it by 1 / (1 - p).
         mask = cache.dropout_buffers()[k]
-        rng.random(dtype=mask.dtype, out=mask)
+        if self.xp is np:
+            rng.random(dtype=mask.dtype, out=mask)
+        else:  # the same draws as on the CPU, copied to the device
+            mask.set(rng.random(mask.shape, dtype=mask.dtype))
         np.greater_equal(mask, self.dropout, out=mask)
         mask *= 1.0 / (1.0 - self.dropout)
         return np.multiply(cache.h[k], mask, out=cache.masked[k])
@@ -233,10 +236,10 @@ class Network:
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
             # grad_Wk = grad_ak h_{k-1}^T, written as its transpose into W_k's column-major block
-            np.matmul(cache.passed[k - 1].T, grad_a[k], out=grads[f"W{k}"].T)
-            np.matmul(cache.ones, grad_a[k], out=grads[f"b{k}"][None])  # grad_bk = grad_ak, summed over rows
+            matmul(cache.passed[k - 1].T, grad_a[k], out=grads[f"W{k}"].T)
+            matmul(cache.ones, grad_a[k], out=grads[f"b{k}"][None])  # grad_bk = grad_ak, summed over rows
             if k > 1:
-                np.matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
+                matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
                 if cache.dropout:
                     grad_h[k - 1] *= cache.mask[k - 1]              # through h_{k-1} * mask
                 # grad_a{k-1} = grad_h{k-1} * g'(a_{k-1})
@@ -335,8 +338,8 @@ class Network:
         """X as this network takes it: a 2-D array of its dtype with its number of features, or a ScaledBytes
         (whose rows are always finite), which stays as it is and is converted chunk by chunk."""
         compact = isinstance(X, ScaledBytes) and self.xp is np
-        if not compact:
-            X = np.asarray(X) if self.xp is np else self.xp.asarray(X)  # a ScaledBytes too: its floats
+        if not compact:  # a ScaledBytes on a GPU: its floats
+            X = np.asarray(X) if self.xp is np else self.xp.asarray(np.asarray(X) if isinstance(X, ScaledBytes) else X)
         if X.ndim != 2:
             raise DataError(f"X must be a 2-D array (examples, features); got shape {tuple(X.shape)}")
         if X.shape[1] != self.sizes[0]:

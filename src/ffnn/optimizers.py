@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from . import kernels
+from . import cuda, kernels
 from .arrays import staggered_zeros_like
 from .errors import ConfigError, unknown_name
 
@@ -58,6 +58,10 @@ class Optimizer:
             setattr(self, name, float(getattr(self, name)))
         for key, theta in params.items():
             grad = grads[key]
+            if type(theta) is not np.ndarray and cuda.is_array(theta):  # on a GPU: its kernel, if it has one
+                if not (_own_kernel(type(self)) and cuda.optimizer_step(self, key, theta, grad)):
+                    self.update(key, theta, grad)
+                continue
             fusable = kernels.ENABLED and _own_kernel(type(self)) and _fusable(theta, grad)
             if not (fusable and self.fused(key, theta, grad)):
                 self.update(key, theta, grad)

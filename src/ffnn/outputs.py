@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import cuda
 from .errors import ConfigError, unknown_name
 
 
@@ -32,6 +33,9 @@ def softmax(a, out=None):
     # exp from overflowing. When all of a lies within SPREAD of its maximum, that one maximum serves every row: each
     # exp is then at least e^-SPREAD, a normal float, so no row sums to zero and nothing loses precision. It saves
     # the per-row reductions, which are slow over rows of a few outputs. Otherwise each row uses its own maximum.
+    # On a GPU one kernel does it row by row.
+    if type(a) is not np.ndarray and cuda.is_array(a):
+        return cuda.softmax(a, out)
     top = a.max()
     shift = top if top - a.min() < SPREAD else a.max(axis=1, keepdims=True)
     out = np.subtract(a, shift, out=out)
@@ -64,8 +68,9 @@ def linear(a, out=None):
 
 def one_hot(labels, k, dtype):
     """e(l) for each label: shape (N, k)."""
-    e = np.zeros((labels.shape[0], k), dtype=dtype)
-    e[np.arange(labels.shape[0]), labels] = 1
+    xp = cuda.cupy if cuda.is_array(labels) else np
+    e = xp.zeros((labels.shape[0], k), dtype=dtype)
+    e[xp.arange(labels.shape[0]), labels] = 1
     return e
 
 
@@ -75,6 +80,8 @@ def _targets(y, k, dtype):
 
 def cross_entropy(a, y_hat, y):
     """mean(-log y_hat[label]), computed from a_L as log-sum-exp so it stays finite for |a| up to 1e4."""
+    if type(a) is not np.ndarray and cuda.is_array(a):
+        return cuda.loss("cross_entropy", a, y_hat, y)
     if y.ndim == 1:
         picked = y_hat[_rows(y.shape[0]), y]
         if picked.min() > 1e-30:  # every y_hat[label] is a normal number: -log of it is accurate, and cheaper
@@ -90,12 +97,16 @@ def cross_entropy(a, y_hat, y):
 
 def squared_error(a, y_hat, y):
     """mean over examples of sum over outputs (y_hat - y)^2."""
+    if type(a) is not np.ndarray and cuda.is_array(a):
+        return cuda.loss("squared_error", a, y_hat, y)
     diff = y_hat - _targets(y, y_hat.shape[1], y_hat.dtype)
     return float(np.mean(np.sum(diff * diff, axis=1)))
 
 
 def grad_softmax_cross_entropy(a, y_hat, y, out=None):
     # grad_aL = -(e(l) - y_hat) / N
+    if type(y_hat) is not np.ndarray and cuda.is_array(y_hat):
+        return cuda.grad_softmax_cross_entropy(y_hat, y, out)
     n = y_hat.shape[0]
     if out is None:
         out = np.empty_like(y_hat)

@@ -5,6 +5,7 @@ shuffling generator's state, the optimizer's state, the history, the early-stopp
 interrupted and resumed ends with the same weights as one that was not.
 """
 
+import contextlib
 import csv
 import io
 import math
@@ -13,11 +14,15 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import cuda
+from .activations import ACTIVATIONS
 from .arrays import staggered_zeros_like, take_rows
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
 from .kernels import count_correct
-from .optimizers import Optimizer, get_optimizer
+from .optimizers import Optimizer, _own_kernel, get_optimizer
+from .outputs import cross_entropy, grad_linear_squared_error, grad_softmax_cross_entropy, linear, softmax, \
+    squared_error
 from .schedules import get_schedule
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -180,27 +185,20 @@ class Trainer:
         if self.batch_size > n:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the {n} training examples; "
                               f"use at most {n}")
-        B = self.batch_size
         softmax = net.output_layer.output == "softmax"
         y_labels = y
         if self.label_smoothing and y.ndim == 1:
             k = net.sizes[-1]
             smoothed = xp.full((y.shape[0], k), self.label_smoothing / k, net.dtype)
-            smoothed[np.arange(y.shape[0]), y] += 1 - self.label_smoothing
+            smoothed[xp.arange(y.shape[0]), y] += 1 - self.label_smoothing
             y = smoothed
-        X_buf = xp.empty((B, X.shape[1]), net.dtype)
-        y_buf = xp.empty((B,) + y.shape[1:], y.dtype)
-        caches = {B: net.new_cache(B)}
-        if n % B:
-            caches[n % B] = net.new_cache(n % B)
-        params, grads = {"theta": net.theta}, {"theta": self._grad}
-        weights, grad_weights = net.theta[:net.n_weights], self._grad[:net.n_weights]
-        decay_buf = xp.empty_like(weights) if self.weight_decay else None
-        n_batches = -(-n // B)
+        on_device = xp is not np
+        s = (_DeviceBatches if on_device else _Batches)(self, X, y, n)
+        run_epoch = self._device_epoch if on_device else self._host_epoch
         self.stop_training = False
 
         # A diverging loss is caught and reported below; NumPy's overflow warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), s.stream:
             while self.epoch < self.epochs and not self.stop_training:
                 epoch = self.epoch + 1
                 self.optimizer.learning_rate = self.base_learning_rate * self.schedule.rate(self.epoch)
@@ -211,42 +209,13 @@ class Trainer:
                 perm = self.rng.permutation(n)
                 if rows is not None:
                     perm = rows[perm]
-                loss_sum, correct = 0.0, 0
-                bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
+                bar = tqdm(total=s.n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
                            disable=None) if self.verbose >= 1 else None
-                for i, start in enumerate(range(0, n, B)):
-                    idx = perm[start:start + B]
-                    m = idx.shape[0]
-                    cache = caches[m]
-                    xb = X_buf[:m]
-                    yb = y_buf[:m]
-                    take_rows(X, idx, out=xb)
-                    np.take(y, idx, axis=0, out=yb)
-                    y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
-                    loss = net.loss(cache, yb)
-                    if not math.isfinite(loss):
-                        self._restore_snapshot()
-                        if bar is not None:
-                            bar.close()
-                        raise TrainingDiverged(f"the training loss became {loss} at epoch {epoch}, batch {i + 1} of "
-                                               f"{n_batches}; try a smaller learning rate (the weights of the last "
-                                               f"finished epoch, {self.epoch}, are kept)")
-                    net.back_propagation(cache, yb, out=self._grad)
-                    if self.weight_decay and not self.decoupled_weight_decay:
-                        grad_weights += np.multiply(weights, self.weight_decay, out=decay_buf)
-                    self.optimizer.step(params, grads)
-                    if self.weight_decay and self.decoupled_weight_decay:
-                        weights *= 1 - self.optimizer.learning_rate * self.weight_decay
-                    loss_sum += loss * m
-                    if softmax:
-                        labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                        correct += count_correct(y_hat, labels)
+                try:
+                    loss_sum, correct = run_epoch(s, perm, epoch, bar)
+                finally:
                     if bar is not None:
-                        bar.update(1)
-                    if self.stop_requested:
-                        break
-                if bar is not None:
-                    bar.close()
+                        bar.close()
                 if self.stop_requested:
                     self._restore_snapshot()
                     self.interrupted = True
@@ -269,9 +238,119 @@ class Trainer:
                     getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
                 if self.verbose >= 1:
                     self.log(format_row(row, self.epochs))
-        if self.patience is not None and self.best_theta is not None and not self.interrupted:
-            net.theta[...] = self.best_theta
+            if self.patience is not None and self.best_theta is not None and not self.interrupted:
+                net.theta[...] = self.best_theta
         return self.history
+
+    def _host_epoch(self, s, perm, epoch, bar):
+        """One pass over the rows ``perm`` in mini-batches; returns (summed loss, correct predictions)."""
+        net, B = self.net, s.B
+        loss_sum, correct = 0.0, 0
+        for i, start in enumerate(range(0, s.n, B)):
+            idx = perm[start:start + B]
+            m = idx.shape[0]
+            cache, xb, yb = s.caches[m], s.X_buf[:m], s.y_buf[:m]
+            take_rows(s.X, idx, out=xb)
+            np.take(s.y, idx, axis=0, out=yb)
+            y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
+            loss = net.loss(cache, yb)
+            if not math.isfinite(loss):
+                self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
+            net.back_propagation(cache, yb, out=self._grad)
+            self._update(s)
+            loss_sum += loss * m
+            if s.softmax:
+                labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                correct += count_correct(y_hat, labels)
+            if bar is not None:
+                bar.update(1)
+            if self.stop_requested:
+                break
+        return loss_sum, correct
+
+    def _update(self, s):
+        """The optimizer's step, with weight decay as an L2 gradient or decoupled."""
+        if self.weight_decay and not self.decoupled_weight_decay:
+            s.grad_weights += np.multiply(s.weights, self.weight_decay, out=s.decay_buf)
+        self.optimizer.step(s.params, s.grads)
+        if self.weight_decay and self.decoupled_weight_decay:
+            s.weights *= 1 - self.optimizer.learning_rate * self.weight_decay
+
+    def _diverged(self, loss, where):
+        self._restore_snapshot()
+        raise TrainingDiverged(f"the training loss became {loss} {where}; try a smaller learning rate (the weights "
+                               f"of the last finished epoch, {self.epoch}, are kept)")
+
+    # -- on a GPU ------------------------------------------------------------------------------------------------
+    def _device_epoch(self, s, perm, epoch, bar):
+        """The same pass on a GPU: each full batch replays one captured step (see :mod:`ffnn.cuda`); the first
+        batch, the last partial one and steps that cannot be captured run eagerly. The loss and the correct count
+        add up on the device and are read once, at the end."""
+        opt, B = self.optimizer, s.B
+        s.perm.set(np.asarray(perm, np.int64))
+        s.offset.fill(0)
+        s.loss_total.fill(0)
+        s.correct_total.fill(0)
+        key = (float(opt.learning_rate), *(float(getattr(opt, h)) for h in opt.hyperparameters))
+        if key != s.graph_key:  # the scalars a captured step holds changed (a schedule): capture it again
+            s.graph = None
+        full = s.n // B
+        for i in range(s.n_batches):
+            m = B if i < full else s.n - full * B
+            if m == B and s.graph is not None:
+                s.graph.launch(s.stream)
+                opt.t += 1
+                if getattr(opt, "device_t", None) is not None:
+                    opt.device_t.host += 1
+            else:
+                self._device_step(s, m)
+                if m == B and s.capturable and s.graph is None:
+                    s.graph, s.graph_key = self._capture(s), key
+            if bar is not None:
+                bar.update(1)
+            if self.stop_requested:
+                break
+        loss_sum, correct = float(s.loss_total[0]), int(s.correct_total[0])  # waits for the epoch's steps
+        if not math.isfinite(loss_sum):
+            self._diverged(loss_sum, f"in epoch {epoch}")
+        return loss_sum, correct
+
+    def _device_step(self, s, m):
+        """One step on a batch of ``m`` rows taken at the device's offset into the device's row order."""
+        net, cache = self.net, s.caches[m]
+        xb, yb = s.X_buf[:m], s.y_buf[:m]
+        cuda.gather(s.X, s.perm, s.offset, xb)
+        cuda.gather(s.y, s.perm, s.offset, yb)
+        cuda.add_to(s.offset, m)
+        y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
+        if s.builtin_loss:
+            cuda.add_loss(net.output_layer.loss_name, cache.a[net.L], y_hat, yb, s.loss_total)
+        else:
+            s.loss_total += net.loss(cache, yb) * m
+        if s.softmax:
+            cuda.add_correct(y_hat, yb, s.correct_total)
+        net.back_propagation(cache, yb, out=self._grad)
+        self._update(s)
+
+    def _capture(self, s):
+        """The step of a full batch as a CUDA graph, or None (and eager steps from then on) where capture fails."""
+        opt, t = self.optimizer, self.optimizer.t
+        counter = getattr(opt, "device_t", None)
+        if counter is not None:
+            counter.sync(t)
+        graph = None
+        try:
+            s.stream.begin_capture()
+            try:
+                self._device_step(s, s.B)
+            finally:
+                graph = s.stream.end_capture()
+        except Exception as exc:  # a step that does something a graph cannot hold
+            s.capturable, s.capture_error, graph = False, f"{type(exc).__name__}: {exc}", None
+        opt.t = t  # capturing ran nothing: the step is taken when the graph is launched
+        if counter is not None:
+            counter.host = t
+        return graph
 
     def _early_stopping(self, row):
         monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
@@ -286,6 +365,53 @@ class Trainer:
                 if self.verbose >= 1:
                     self.log(f"early stopping: no improvement for {self.patience} epochs; "
                              f"restoring the weights of epoch {row['epoch'] - self.wait}")
+
+
+class _Batches:
+    """The arrays one run of the CPU training loop reuses for every batch."""
+
+    stream = contextlib.nullcontext()
+
+    def __init__(self, trainer, X, y, n):
+        net, xp, B = trainer.net, trainer.net.xp, trainer.batch_size
+        self.X, self.y, self.n, self.B = X, y, n, B
+        self.n_batches = -(-n // B)
+        self.softmax = net.output_layer.output == "softmax"
+        self.X_buf = xp.empty((B, X.shape[1]), net.dtype)
+        self.y_buf = xp.empty((B,) + y.shape[1:], y.dtype)
+        self.caches = {B: net.new_cache(B)}
+        if n % B:
+            self.caches[n % B] = net.new_cache(n % B)
+        self.params, self.grads = {"theta": net.theta}, {"theta": trainer._grad}
+        self.weights, self.grad_weights = net.theta[:net.n_weights], trainer._grad[:net.n_weights]
+        self.decay_buf = xp.empty_like(self.weights) if trainer.weight_decay else None
+
+
+class _DeviceBatches(_Batches):
+    """The same on a GPU, plus the training set, its row order and the running totals on the device, and the
+    captured step."""
+
+    def __init__(self, trainer, X, y, n):
+        net, xp = trainer.net, trainer.net.xp
+        if not cuda.is_array(X):  # a ScaledBytes, say: its floats
+            X = xp.asarray(np.asarray(X, net.dtype))
+        y = xp.asarray(y, np.int64 if y.ndim == 1 else net.dtype)
+        xp.cuda.Device().synchronize()  # what was written on other streams is in place before this one starts
+        self.stream = xp.cuda.Stream(non_blocking=True)
+        with self.stream:
+            super().__init__(trainer, X, y, n)
+            self.perm = xp.empty(n, np.int64)
+            self.offset = xp.zeros(1, np.int64)
+            self.loss_total = xp.zeros(1, np.float64)
+            self.correct_total = xp.zeros(1, np.uint64)
+        layer, opt = net.output_layer, trainer.optimizer
+        self.builtin_loss = layer.loss in (cross_entropy, squared_error)
+        self.graph, self.graph_key, self.capture_error = None, None, None
+        self.capturable = bool(
+            self.builtin_loss and layer.grad_a in (grad_softmax_cross_entropy, grad_linear_squared_error)
+            and layer.O in (softmax, linear) and not net.dropout
+            and ACTIVATIONS.get(net.activation.name) is net.activation
+            and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))
 
 
 def format_row(row, epochs):

@@ -1,0 +1,470 @@
+"""ffnn on an NVIDIA GPU: CuPy arrays, a few fused CUDA kernels, cuBLAS products that a CUDA graph can capture.
+
+The math is the same code as on the CPU (:mod:`ffnn.network`, :mod:`ffnn.outputs`, :mod:`ffnn.optimizers`): it
+calls ufuncs with ``out=``, which dispatch to CuPy, and the few functions that :mod:`ffnn.kernels` also fuses on the
+CPU, which dispatch here for CuPy arrays. The kernels below do the same float operations in the same order as the
+NumPy code beside their use (compiled with ``--fmad=false``, so no multiply-add is contracted), except the row-wise
+softmax and the losses, which each row computes from its own maximum.
+
+The training loop (:class:`ffnn.training.Trainer`) captures one whole training step, gather, forward, loss,
+backward and update, as a CUDA graph and replays it; a small graph launch replaces some thirty kernel launches and
+cuBLAS calls. For that every step reads what changes between steps from the device: the shuffled row order, the
+batch offset, and the optimizer's step count for Adam's bias correction. CuPy does not let cuBLAS be called while a
+stream is being captured, so the products call ``cublasSgemm_v2`` / ``cublasDgemm_v2`` directly, through a handle of
+ffnn's own with a workspace of its own, bound to the stream before the capture.
+
+Nothing here imports CuPy until device 'cuda' is asked for.
+"""
+
+import ctypes
+import functools
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+
+cupy = None  # the module, once device 'cuda' has been asked for and works
+
+
+def array_module():
+    """CuPy, after checking that it is installed and sees a GPU; a one-line ConfigError otherwise."""
+    global cupy
+    if cupy is not None:
+        return cupy
+    try:
+        import cupy as module
+    except ImportError:
+        raise ConfigError("device 'cuda' needs CuPy and an NVIDIA GPU: pip install 'ffnn[gpu]' on a machine with "
+                          "CUDA, or use device 'cpu'") from None
+    try:
+        count = module.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, or one too old for this CuPy
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"device 'cuda' is not usable here ({reason}); use device 'cpu'") from None
+    if count < 1:
+        raise ConfigError("device 'cuda' found no GPU; use device 'cpu'")
+    cupy = module
+    return cupy
+
+
+def is_array(x):
+    """Whether ``x`` is a CuPy array (False whenever CuPy has not been loaded by ffnn)."""
+    return cupy is not None and isinstance(x, cupy.ndarray)
+
+
+# -- kernels -------------------------------------------------------------------------------------------------------
+# One grid-stride loop per elementwise kernel; one thread per row for the row-wise ones (rows of a few outputs).
+
+SOURCE = r"""
+#define ELEMENTS(n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+                         i += (long long)gridDim.x * blockDim.x)
+#define ROW const long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; if (r >= rows) return;
+
+extern "C" __global__ void add_to(long long *p, long long v) { p[0] += v; }
+
+#define GATHER(T, S)                                                                                             \
+extern "C" __global__ void gather_##S(const T *__restrict__ src, const long long *__restrict__ perm,             \
+                                      const long long *__restrict__ offset, long long count, long long width,   \
+                                      T *__restrict__ out)                                                       \
+{                                                                                                                \
+    const long long start = offset[0];                                                                           \
+    ELEMENTS(count * width) {                                                                                    \
+        long long r = i / width;                                                                                 \
+        out[i] = src[perm[start + r] * width + (i - r * width)];                                                 \
+    }                                                                                                            \
+}
+GATHER(float, f32)
+GATHER(double, f64)
+GATHER(long long, i64)
+
+#define FLOAT_KERNELS(T, S, EXP, SQRT)                                                                           \
+/* y_hat = softmax(a), row by row: exp(a - max) / sum */                                                         \
+extern "C" __global__ void softmax_##S(const T *a, T *out, long long rows, long long k)                          \
+{                                                                                                                \
+    ROW                                                                                                          \
+    const T *x = a + r * k; T *y = out + r * k;                                                                  \
+    T top = x[0];                                                                                                \
+    for (long long j = 1; j < k; j++) top = x[j] > top ? x[j] : top;                                             \
+    T sum = 0;                                                                                                   \
+    for (long long j = 0; j < k; j++) { T e = EXP(x[j] - top); y[j] = e; sum += e; }                            \
+    for (long long j = 0; j < k; j++) y[j] = y[j] / sum;                                                         \
+}                                                                                                                \
+/* grad_aL = (y_hat - e(l)) * (1 / N), and (y_hat - y) * (1 / N) for soft targets */                            \
+extern "C" __global__ void ce_grad_##S(const T *y_hat, const long long *labels, T *out, long long n, long long k,\
+                                       T scale)                                                                  \
+{                                                                                                                \
+    ELEMENTS(n * k) {                                                                                            \
+        long long r = i / k;                                                                                     \
+        out[i] = (i - r * k == labels[r] ? y_hat[i] - (T)1 : y_hat[i]) * scale;                                  \
+    }                                                                                                            \
+}                                                                                                                \
+extern "C" __global__ void soft_grad_##S(const T *y_hat, const T *y, T *out, long long n, T scale)               \
+{                                                                                                                \
+    ELEMENTS(n) out[i] = (y_hat[i] - y[i]) * scale;                                                              \
+}                                                                                                                \
+/* Sums over the rows of a batch, in double: -log y_hat[label] from a_L (log-sum-exp), sum_j y_j (lse - a_j),    \
+   sum_j (y_hat_j - y_j)^2 against targets or e(l), and the rows whose largest output is at the label (the      \
+   first maximum, a NaN counting as one, as NumPy's argmax). */                                                  \
+__device__ double lse_##S(const T *x, long long k)                                                               \
+{                                                                                                                \
+    double top = x[0];                                                                                           \
+    for (long long j = 1; j < k; j++) top = x[j] > top ? (double)x[j] : top;                                     \
+    double s = 0;                                                                                                \
+    for (long long j = 0; j < k; j++) s += exp((double)x[j] - top);                                              \
+    return log(s) + top;                                                                                         \
+}                                                                                                                \
+__device__ long long argmax_##S(const T *x, long long k)                                                         \
+{                                                                                                                \
+    long long best = 0;                                                                                          \
+    for (long long j = 1; j < k && x[best] == x[best]; j++)                                                      \
+        if (x[j] != x[j] || x[j] > x[best]) best = j;                                                            \
+    return best;                                                                                                 \
+}                                                                                                                \
+extern "C" __global__ void ce_loss_##S(const T *a, const long long *labels, long long rows, long long k,         \
+                                       double *total)                                                            \
+{                                                                                                                \
+    ROW                                                                                                          \
+    atomicAdd(total, lse_##S(a + r * k, k) - (double)a[r * k + labels[r]]);                                      \
+}                                                                                                                \
+extern "C" __global__ void soft_ce_loss_##S(const T *a, const T *y, long long rows, long long k, double *total)  \
+{                                                                                                                \
+    ROW                                                                                                          \
+    double lse = lse_##S(a + r * k, k), s = 0;                                                                   \
+    for (long long j = 0; j < k; j++) s += (double)y[r * k + j] * (lse - (double)a[r * k + j]);                  \
+    atomicAdd(total, s);                                                                                         \
+}                                                                                                                \
+extern "C" __global__ void se_loss_##S(const T *y_hat, const T *y, const long long *labels, int use_labels,    \
+                                       long long rows, long long k, double *total)                               \
+{                                                                                                                \
+    ROW                                                                                                          \
+    double s = 0;                                                                                                \
+    for (long long j = 0; j < k; j++) {                                                                          \
+        double target = use_labels ? (double)(labels[r] == j) : (double)y[r * k + j];                            \
+        double d = (double)y_hat[r * k + j] - target;                                                            \
+        s += d * d;                                                                                              \
+    }                                                                                                            \
+    atomicAdd(total, s);                                                                                         \
+}                                                                                                                \
+extern "C" __global__ void correct_##S(const T *y_hat, const long long *labels, const T *y, int use_labels,    \
+                                       long long rows, long long k, unsigned long long *total)                   \
+{                                                                                                                \
+    ROW                                                                                                          \
+    long long label = use_labels ? labels[r] : argmax_##S(y + r * k, k);                                         \
+    if (argmax_##S(y_hat + r * k, k) == label) atomicAdd(total, 1ULL);                                           \
+}                                                                                                                \
+/* grad_a = grad_h * g'(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as activations.py computes g') */            \
+extern "C" __global__ void backward_##S(int kind, long long n, const T *a, const T *h, const T *gh, T *out)      \
+{                                                                                                                \
+    ELEMENTS(n) {                                                                                                \
+        T d = kind == 0 ? (T)1 - h[i] * h[i] : kind == 1 ? ((T)1 - h[i]) * h[i] :                                \
+              kind == 2 ? (a[i] > (T)0 ? (T)1 : (T)0) : (T)1;                                                    \
+        out[i] = d * gh[i];                                                                                      \
+    }                                                                                                            \
+}                                                                                                                \
+/* The optimizers, as optimizers.py's update methods; the scalars arrive as doubles and are rounded to T once. */\
+extern "C" __global__ void sgd_##S(long long n, T *theta, const T *grad, double eta_)                           \
+{                                                                                                                \
+    const T eta = (T)eta_;                                                                                       \
+    ELEMENTS(n) theta[i] = theta[i] - grad[i] * eta;                                                             \
+}                                                                                                                \
+extern "C" __global__ void momentum_##S(long long n, T *theta, const T *grad, T *u, double beta_, double eta_)   \
+{                                                                                                                \
+    const T beta = (T)beta_, eta = (T)eta_;                                                                      \
+    ELEMENTS(n) { T ui = u[i] * beta + grad[i] * eta; u[i] = ui; theta[i] = theta[i] - ui; }                     \
+}                                                                                                                \
+extern "C" __global__ void nag_##S(long long n, T *theta, const T *grad, T *u, double beta_, double eta_)        \
+{                                                                                                                \
+    const T beta = (T)beta_, eta = (T)eta_;                                                                      \
+    ELEMENTS(n) {                                                                                                \
+        T step = grad[i] * eta; T ui = u[i] * beta + step; u[i] = ui;                                            \
+        theta[i] = (theta[i] - step) - ui * beta;                                                                \
+    }                                                                                                            \
+}                                                                                                                \
+extern "C" __global__ void rmsprop_##S(long long n, T *theta, const T *grad, T *v, double beta_, double omb_,    \
+                                       double eps_, double eta_)                                                 \
+{                                                                                                                \
+    const T beta = (T)beta_, omb = (T)omb_, eps = (T)eps_, eta = (T)eta_;                                        \
+    ELEMENTS(n) {                                                                                                \
+        T g = grad[i]; T vi = v[i] * beta + (g * g) * omb; v[i] = vi;                                            \
+        theta[i] = theta[i] - (g / (SQRT(vi) + eps)) * eta;                                                      \
+    }                                                                                                            \
+}                                                                                                                \
+/* Adam and Nadam read the step count t from the device, so that a replayed graph corrects each step's bias. */ \
+extern "C" __global__ void adam_##S(long long n, T *theta, const T *grad, T *m, T *v, double b1_, double omb1_,  \
+                                    double b2_, double omb2_, double eps_, double lr, const long long *t,        \
+                                    int nesterov)                                                                \
+{                                                                                                                \
+    const double c1 = 1.0 - pow(b1_, (double)t[0]), c2 = 1.0 - pow(b2_, (double)t[0]);                          \
+    const T b1 = (T)b1_, omb1 = (T)omb1_, b2 = (T)b2_, omb2 = (T)omb2_, eps = (T)eps_;                           \
+    const T inv_sqrt_c2 = (T)(1.0 / sqrt(c2)), step = (T)(lr / c1);                                              \
+    const T a = (T)(b1_ / c1), b = (T)(omb1_ / c1), eta = (T)lr;                                                 \
+    ELEMENTS(n) {                                                                                                \
+        T g = grad[i];                                                                                           \
+        T mi = m[i] * b1 + g * omb1;                                                                             \
+        T vi = v[i] * b2 + (g * g) * omb2;                                                                       \
+        m[i] = mi; v[i] = vi;                                                                                    \
+        T den = SQRT(vi) * inv_sqrt_c2 + eps;                                                                    \
+        theta[i] = nesterov ? theta[i] - ((mi * a + g * b) / den) * eta : theta[i] - (mi / den) * step;         \
+    }                                                                                                            \
+}
+FLOAT_KERNELS(float, f32, expf, sqrtf)
+FLOAT_KERNELS(double, f64, exp, sqrt)
+"""
+
+OPTIONS = ("--fmad=false", "-std=c++11")
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int64): "i64"}
+_THREADS = 256
+
+
+@functools.cache
+def _module():
+    return cupy.RawModule(code=SOURCE, options=OPTIONS)
+
+
+def _kernel(name, dtype):
+    return _module().get_function(f"{name}_{_SUFFIX[np.dtype(dtype)]}")
+
+
+def _launch(kernel, n, args):
+    blocks = max(1, min(-(-n // _THREADS), 4096))
+    kernel((blocks,), (_THREADS,), args)
+
+
+def _scalar(x, dtype):
+    return np.dtype(dtype).type(x)
+
+
+def _rowwise(name, dtype, rows, args):
+    _launch(_kernel(name, dtype), rows, args)
+
+
+def gather(src, perm, offset, out):
+    """``out[i] = src[perm[offset + i]]`` for the rows of ``out`` (``offset`` a one-element int64 device array)."""
+    width = math.prod(src.shape[1:])
+    count = out.shape[0]
+    _launch(_kernel("gather", src.dtype), count * width,
+            (src, perm, offset, np.int64(count), np.int64(width), out))
+    return out
+
+
+def add_to(counter, value):
+    """``counter[0] += value`` on the device."""
+    _module().get_function("add_to")((1,), (1,), (counter, np.int64(value)))
+
+
+def take_rows(X, rows, out):
+    """``out[i] = X[rows[i]]`` for a CuPy X and host or device row indices."""
+    return cupy.take(X, cupy.asarray(rows), axis=0, out=out)
+
+
+def softmax(a, out=None):
+    if out is None:
+        out = cupy.empty_like(a)
+    rows, k = a.shape
+    _rowwise("softmax", a.dtype, rows, (a, out, np.int64(rows), np.int64(k)))
+    return out
+
+
+def grad_softmax_cross_entropy(y_hat, y, out=None):
+    """(y_hat - e(l)) / N, or (y_hat - y) / N for targets; as outputs.grad_softmax_cross_entropy."""
+    if out is None:
+        out = cupy.empty_like(y_hat)
+    n, k = y_hat.shape
+    scale = _scalar(1.0 / n, y_hat.dtype)
+    if y.ndim == 1:
+        _launch(_kernel("ce_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n), np.int64(k), scale))
+    else:
+        _launch(_kernel("soft_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n * k), scale))
+    return out
+
+
+def add_loss(kind, a, y_hat, y, total):
+    """Add the batch's summed loss to the float64 device scalar ``total``: kind 'cross_entropy' (from a_L) or
+    'squared_error' (from y_hat), against labels (N,) or targets (N, k)."""
+    rows, k = a.shape
+    labels = y.ndim == 1
+    if kind == "cross_entropy":
+        name, args = ("ce_loss", (a, y)) if labels else ("soft_ce_loss", (a, y))
+    else:
+        name, args = "se_loss", (y_hat, y, y, np.int32(labels))  # y stands in for the pointer not read
+    _rowwise(name, a.dtype, rows, (*args, np.int64(rows), np.int64(k), total))
+
+
+def add_correct(y_hat, y, total):
+    """Add the rows whose largest output is at their label (or at the largest target) to the uint64 ``total``."""
+    rows, k = y_hat.shape
+    _rowwise("correct", y_hat.dtype, rows, (y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), total))
+
+
+def loss(kind, a, y_hat, y):
+    """The batch-mean loss as a Python float (this waits for the GPU)."""
+    total = cupy.zeros(1, np.float64)
+    add_loss(kind, a, y_hat, y, total)
+    return float(total[0]) / a.shape[0]
+
+
+def count_correct(y_hat, labels):
+    total = cupy.zeros(1, np.uint64)
+    add_correct(y_hat, labels, total)
+    return int(total[0])
+
+
+def backward(kind, a, h, grad_h, out):
+    """``out = grad_h * g'(a)`` for the built-in g' numbered ``kind``; False for arrays the kernel does not take."""
+    arrays = (a, h, grad_h, out)
+    if not all(is_array(x) and x.dtype == out.dtype and x.shape == out.shape and x.flags.c_contiguous
+               for x in arrays) or out.dtype not in _FLOATS:
+        return False
+    _launch(_kernel("backward", out.dtype), out.size, (np.int32(kind), np.int64(out.size), *arrays))
+    return True
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Each rule's state slots and its scalars (as the rule's ``fused`` method passes them to the CPU kernels).
+OPTIMIZER_KERNELS = {
+    "sgd": ("sgd", (), lambda o: (o.learning_rate,)),
+    "momentum": ("momentum", ("u",), lambda o: (o.momentum, o.learning_rate)),
+    "nag": ("nag", ("u",), lambda o: (o.momentum, o.learning_rate)),
+    "rmsprop": ("rmsprop", ("v",), lambda o: (o.beta, 1 - o.beta, o.epsilon, o.learning_rate)),
+    "adam": ("adam", ("m", "v"), lambda o: (o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.epsilon, o.learning_rate)),
+    "nadam": ("adam", ("m", "v"), lambda o: (o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.epsilon,
+                                             o.learning_rate)),
+}
+
+
+class StepCounter:
+    """An optimizer's step count t on the device, and the value the host last knew it to have."""
+
+    def __init__(self, t):
+        self.array = cupy.full(1, t, np.int64)
+        self.host = t
+
+    def sync(self, t):
+        if self.host != t:
+            self.array.fill(t)
+            self.host = t
+
+
+def optimizer_step(optimizer, key, theta, grad):
+    """One update of ``theta`` by ``optimizer``'s rule in one kernel; False when the rule has none here.
+
+    The step count is advanced on the device as well as on the host (``optimizer.t`` was already advanced), so a
+    captured step corrects each replay's bias with its own t."""
+    if optimizer.name not in OPTIMIZER_KERNELS or theta.dtype not in _FLOATS or not (
+            theta.flags.c_contiguous and grad.flags.c_contiguous and grad.dtype == theta.dtype):
+        return False
+    name, slots, scalars = OPTIMIZER_KERNELS[optimizer.name]
+    args = [np.int64(theta.size), theta, grad, *(optimizer.slot(s, key, theta) for s in slots),
+            *(np.float64(s) for s in scalars(optimizer))]
+    if name == "adam":
+        counter = step_counter(optimizer)
+        counter.sync(optimizer.t - 1)
+        add_to(counter.array, 1)
+        counter.host = optimizer.t
+        args += [counter.array, np.int32(optimizer.name == "nadam")]
+    _launch(_kernel(name, theta.dtype), theta.size, tuple(args))
+    return True
+
+
+def step_counter(optimizer):
+    """The optimizer's StepCounter, created on first use."""
+    counter = getattr(optimizer, "device_t", None)
+    if counter is None:
+        counter = optimizer.device_t = StepCounter(optimizer.t)
+    return counter
+
+
+# -- products ------------------------------------------------------------------------------------------------------
+# cuBLAS is column-major: a row-major (r, c) array with unit column stride is, to cuBLAS, its transpose (c, r) with
+# leading dimension its row stride. So out = A @ B (row-major) is out^T = B^T A^T (column-major).
+
+_OP_N, _OP_T = 0, 1
+
+
+class _Blas:
+    """ffnn's own cuBLAS handle, its workspace, and the stream it is bound to."""
+
+    WORKSPACE = 32 << 20  # what NVIDIA recommends for Hopper; a fixed workspace keeps captured products allocation-free
+
+    def __init__(self):
+        cupy.cuda.device.get_cublas_handle()  # makes CuPy load libcublas, whose path we then read
+        self.lib = ctypes.CDLL(_loaded_library("libcublas.so"))
+        handle = ctypes.c_void_p()
+        _check(self.lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+        self.handle = handle
+        self.workspace = cupy.empty(self.WORKSPACE, np.uint8)
+        self.stream = None
+        v = ctypes.c_void_p
+        for name, scalar in (("cublasSgemm_v2", ctypes.c_float), ("cublasDgemm_v2", ctypes.c_double)):
+            getattr(self.lib, name).argtypes = [v, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                                ctypes.c_int, ctypes.POINTER(scalar), v, ctypes.c_int, v,
+                                                ctypes.c_int, ctypes.POINTER(scalar), v, ctypes.c_int]
+        self.scalars = {np.dtype(np.float32): (self.lib.cublasSgemm_v2, ctypes.c_float(1), ctypes.c_float(0)),
+                        np.dtype(np.float64): (self.lib.cublasDgemm_v2, ctypes.c_double(1), ctypes.c_double(0))}
+
+    def bind(self, stream_ptr):
+        # Binding resets cuBLAS's workspace to its own pool, so ours is set again after it.
+        if stream_ptr != self.stream:
+            _check(self.lib.cublasSetStream_v2(self.handle, ctypes.c_void_p(stream_ptr)), "cublasSetStream")
+            _check(self.lib.cublasSetWorkspace_v2(self.handle, ctypes.c_void_p(self.workspace.data.ptr),
+                                                  ctypes.c_size_t(self.WORKSPACE)), "cublasSetWorkspace")
+            self.stream = stream_ptr
+
+
+def _check(status, call):
+    if status != 0:
+        raise RuntimeError(f"{call} failed with cuBLAS status {status}")
+
+
+def _loaded_library(stem):
+    # The path of a shared library this process has loaded (CuPy finds cuBLAS its own way; we use the same file).
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if stem in path.rsplit("/", 1)[-1]:
+                return path
+    return stem + ".12"
+
+
+@functools.cache
+def _blas(device_id):
+    return _Blas()
+
+
+def _layout(x):
+    """(op, leading dimension) for a 2-D array as cuBLAS sees it, or None when neither of its strides is 1."""
+    r, c = x.shape
+    s0, s1 = (s // x.itemsize for s in x.strides)
+    if c == 1 or s1 == 1:  # rows are contiguous: cuBLAS sees x^T
+        ld = s0 if r > 1 else c
+        if ld >= max(c, 1):
+            return _OP_N, ld
+    if r == 1 or s0 == 1:  # columns are contiguous: cuBLAS sees x
+        ld = s1 if c > 1 else r
+        if ld >= max(r, 1):
+            return _OP_T, ld
+    return None
+
+
+def gemm(A, B, out):
+    """``out = A @ B`` for 2-D float32 or float64 CuPy arrays, through cuBLAS on the current stream."""
+    (M, K), N = A.shape, B.shape[1]
+    layouts = [_layout(x) for x in (A, B, out)]
+    if (None in layouts or layouts[2][0] != _OP_N or out.dtype not in _FLOATS
+            or not A.dtype == B.dtype == out.dtype or B.shape[0] != K or out.shape != (M, N)):
+        return cupy.matmul(A, B, out=out)  # not capturable, but right
+    if M == 0 or N == 0:
+        return out
+    if K == 0:
+        out.fill(0)
+        return out
+    blas = _blas(cupy.cuda.Device().id)
+    blas.bind(cupy.cuda.get_current_stream().ptr)
+    fn, one, zero = blas.scalars[out.dtype]
+    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
+    _check(fn(blas.handle, op_b, op_a, N, M, K, ctypes.byref(one), B.data.ptr, ldb, A.data.ptr, lda,
+              ctypes.byref(zero), out.data.ptr, ldc), "gemm")
+    return out
