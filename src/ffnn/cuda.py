@@ -19,12 +19,15 @@ Nothing here imports CuPy until device 'cuda' is asked for.
 import ctypes
 import functools
 import math
+import os
 
 import numpy as np
 
 from .errors import ConfigError
 
 cupy = None  # the module, once device 'cuda' has been asked for and works
+
+GRAPHS = not os.environ.get("FFNN_NO_GRAPHS")  # FFNN_NO_GRAPHS=1 runs every training step eagerly
 
 
 def array_module():
@@ -61,7 +64,10 @@ SOURCE = r"""
                          i += (long long)gridDim.x * blockDim.x)
 #define ROW const long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; if (r >= rows) return;
 
-extern "C" __global__ void add_to(long long *p, long long v) { p[0] += v; }
+extern "C" __global__ void add_to(long long *p, long long v)
+{
+    if (blockIdx.x == 0 && threadIdx.x == 0) p[0] += v;
+}
 
 #define GATHER(T, S)                                                                                             \
 extern "C" __global__ void gather_##S(const T *__restrict__ src, const long long *__restrict__ perm,             \
@@ -223,8 +229,8 @@ def _module():
     return cupy.RawModule(code=SOURCE, options=OPTIONS)
 
 
-def _kernel(name, dtype):
-    return _module().get_function(f"{name}_{_SUFFIX[np.dtype(dtype)]}")
+def _kernel(name, dtype=None):
+    return _module().get_function(name if dtype is None else f"{name}_{_SUFFIX[np.dtype(dtype)]}")
 
 
 def _launch(kernel, n, args):
@@ -251,7 +257,7 @@ def gather(src, perm, offset, out):
 
 def add_to(counter, value):
     """``counter[0] += value`` on the device."""
-    _module().get_function("add_to")((1,), (1,), (counter, np.int64(value)))
+    _launch(_kernel("add_to"), 1, (counter, np.int64(value)))
 
 
 def take_rows(X, rows, out):
@@ -402,8 +408,11 @@ class _Blas:
             getattr(self.lib, name).argtypes = [v, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                                 ctypes.c_int, ctypes.POINTER(scalar), v, ctypes.c_int, v,
                                                 ctypes.c_int, ctypes.POINTER(scalar), v, ctypes.c_int]
-        self.scalars = {np.dtype(np.float32): (self.lib.cublasSgemm_v2, ctypes.c_float(1), ctypes.c_float(0)),
-                        np.dtype(np.float64): (self.lib.cublasDgemm_v2, ctypes.c_double(1), ctypes.c_double(0))}
+        self.scalars = {  # the product and references to its alpha = 1 and beta = 0
+            np.dtype(np.float32): (self.lib.cublasSgemm_v2, ctypes.byref(ctypes.c_float(1)),
+                                   ctypes.byref(ctypes.c_float(0))),
+            np.dtype(np.float64): (self.lib.cublasDgemm_v2, ctypes.byref(ctypes.c_double(1)),
+                                   ctypes.byref(ctypes.c_double(0)))}
 
     def bind(self, stream_ptr):
         # Binding resets cuBLAS's workspace to its own pool, so ours is set again after it.
@@ -465,6 +474,6 @@ def gemm(A, B, out):
     blas.bind(cupy.cuda.get_current_stream().ptr)
     fn, one, zero = blas.scalars[out.dtype]
     (op_a, lda), (op_b, ldb), (_, ldc) = layouts
-    _check(fn(blas.handle, op_b, op_a, N, M, K, ctypes.byref(one), B.data.ptr, ldb, A.data.ptr, lda,
-              ctypes.byref(zero), out.data.ptr, ldc), "gemm")
+    _check(fn(blas.handle, op_b, op_a, N, M, K, one, B.data.ptr, ldb, A.data.ptr, lda, zero, out.data.ptr, ldc),
+           "gemm")
     return out

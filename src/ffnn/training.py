@@ -135,6 +135,8 @@ class Trainer:
         self.label_smoothing = float(label_smoothing)
         self._grad = staggered_zeros_like(net.theta)
         self._snapshot = None
+        self.graph_steps = 0        # steps replayed from a captured CUDA graph (device 'cuda')
+        self.capture_error = None   # why a step could not be captured, if it could not
 
     # -- state for checkpoints --------------------------------------------------------------------------
     def state_dict(self):
@@ -224,7 +226,7 @@ class Trainer:
                        "val_loss": None, "val_accuracy": None,
                        "learning_rate": float(self.optimizer.learning_rate)}
                 if validation_rows is not None:
-                    val = net.evaluate(X, y_labels, rows=validation_rows)
+                    val = net.evaluate(s.X, y_labels, rows=validation_rows)
                     row["val_loss"], row["val_accuracy"] = val["loss"], val.get("accuracy")
                 elif validation_data is not None:
                     val = net.evaluate(*validation_data)
@@ -299,6 +301,7 @@ class Trainer:
             m = B if i < full else s.n - full * B
             if m == B and s.graph is not None:
                 s.graph.launch(s.stream)
+                self.graph_steps += 1
                 opt.t += 1
                 if getattr(opt, "device_t", None) is not None:
                     opt.device_t.host += 1
@@ -346,7 +349,7 @@ class Trainer:
             finally:
                 graph = s.stream.end_capture()
         except Exception as exc:  # a step that does something a graph cannot hold
-            s.capturable, s.capture_error, graph = False, f"{type(exc).__name__}: {exc}", None
+            s.capturable, self.capture_error, graph = False, f"{type(exc).__name__}: {exc}", None
         opt.t = t  # capturing ran nothing: the step is taken when the graph is launched
         if counter is not None:
             counter.host = t
@@ -406,9 +409,10 @@ class _DeviceBatches(_Batches):
             self.correct_total = xp.zeros(1, np.uint64)
         layer, opt = net.output_layer, trainer.optimizer
         self.builtin_loss = layer.loss in (cross_entropy, squared_error)
-        self.graph, self.graph_key, self.capture_error = None, None, None
+        self.graph, self.graph_key = None, None
         self.capturable = bool(
-            self.builtin_loss and layer.grad_a in (grad_softmax_cross_entropy, grad_linear_squared_error)
+            cuda.GRAPHS and self.builtin_loss
+            and layer.grad_a in (grad_softmax_cross_entropy, grad_linear_squared_error)
             and layer.O in (softmax, linear) and not net.dropout
             and ACTIVATIONS.get(net.activation.name) is net.activation
             and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))

@@ -1,0 +1,324 @@
+"""A GPU stood in for by NumPy, to run ffnn's device code paths without one.
+
+``install(monkeypatch)`` makes ``ffnn.cuda`` believe CuPy is loaded: its arrays are :class:`DeviceArray` (a NumPy
+array subclass), its kernels are the NumPy transcriptions in ``KERNELS`` of the CUDA C in ``ffnn.cuda.SOURCE``, and
+its cuBLAS calls go to :func:`gemm`, which reads the operands through the pointers and leading dimensions cuBLAS
+would. Stream capture is emulated strictly: while a stream records, every operation on a DeviceArray is recorded
+instead of run (and replayed by the graph), and anything a real capture cannot hold raises CaptureError: allocating
+device memory, reading a value back to the host, copying from the host, or fancy indexing.
+"""
+
+import ctypes
+import types
+
+import numpy as np
+
+from ffnn import cuda
+
+
+class CaptureError(RuntimeError):
+    """An operation that a CUDA graph capture does not allow."""
+
+
+RECORDING = None  # the list of operations of the capture in progress
+
+
+def _capturing(what):
+    if RECORDING is not None:
+        raise CaptureError(f"{what} while a stream is being captured")
+
+
+def _base(x):
+    return x.view(np.ndarray) if isinstance(x, DeviceArray) else x
+
+
+def _wrap(x):
+    return x.view(DeviceArray) if type(x) is np.ndarray else x
+
+
+def _run_or_record(op):
+    if RECORDING is not None:
+        RECORDING.append(op)
+    else:
+        op()
+
+
+class DeviceArray(np.ndarray):
+    """A NumPy array standing for a CuPy one."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        args = [_base(x) for x in inputs]
+        if out is None:
+            _capturing(f"allocating the result of {ufunc.__name__}")
+            return _wrap(getattr(ufunc, method)(*args, **kwargs))
+        outs = tuple(_base(o) for o in out)
+        _run_or_record(lambda: getattr(ufunc, method)(*args, out=outs, **kwargs))
+        return out[0] if len(out) == 1 else out
+
+    def __array_function__(self, func, types_, args, kwargs):
+        args = [_base(a) for a in args]
+        kwargs = {k: _base(v) for k, v in kwargs.items()}
+        if func is np.copyto or "out" in kwargs:
+            _run_or_record(lambda: func(*args, **kwargs))
+            return None if func is np.copyto else _wrap(kwargs["out"])
+        _capturing(f"allocating the result of {func.__name__}")
+        result = func(*args, **kwargs)
+        return _wrap(result) if isinstance(result, np.ndarray) else result
+
+    def __getitem__(self, index):
+        parts = index if isinstance(index, tuple) else (index,)
+        if any(isinstance(p, (np.ndarray, list)) for p in parts):
+            _capturing("fancy indexing")
+        result = super().__getitem__(index)
+        if not isinstance(result, np.ndarray):
+            _capturing("reading a value")
+        return result
+
+    def __setitem__(self, index, value):
+        base, value = _base(self), _base(value)
+        _run_or_record(lambda: base.__setitem__(index, value))
+
+    def fill(self, value):
+        base = _base(self)
+        _run_or_record(lambda: base.fill(value))
+
+    def copy(self, order="C"):
+        _capturing("copying an array")
+        return _wrap(_base(self).copy(order))
+
+    def set(self, host):
+        _capturing("copying from the host")
+        np.copyto(_base(self), host)
+
+    def get(self):
+        _capturing("copying to the host")
+        return _base(self).copy()
+
+    def __float__(self):
+        _capturing("reading a value")
+        return float(_base(self))
+
+    def __bool__(self):
+        _capturing("reading a value")
+        return bool(_base(self))
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+
+def _allocating(fn):
+    def allocate(*args, **kwargs):
+        _capturing(f"allocating with {fn.__name__}")
+        args = [_base(a) for a in args]
+        return _wrap(np.asarray(fn(*args, **kwargs)))
+    return allocate
+
+
+class Stream:
+    def __init__(self, non_blocking=False):
+        self.ptr = id(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        global RECORDING
+        assert RECORDING is None
+        RECORDING = []
+
+    def end_capture(self):
+        global RECORDING
+        ops, RECORDING = RECORDING, None
+        return Graph(ops)
+
+    def synchronize(self):
+        pass
+
+
+class Graph:
+    launches = 0
+
+    def __init__(self, ops):
+        self.ops = ops
+
+    def launch(self, stream=None):
+        Graph.launches += 1
+        for op in self.ops:
+            op()
+
+
+def _module():
+    device = types.SimpleNamespace(id=0, synchronize=lambda: None)
+    names = {name: _allocating(getattr(np, name)) for name in
+             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "asarray", "arange", "matmul")}
+    return types.SimpleNamespace(
+        ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
+        isfinite=lambda x: _wrap(np.isfinite(_base(x))),
+        cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,
+                                   get_current_stream=lambda: types.SimpleNamespace(ptr=1),
+                                   device=types.SimpleNamespace(get_cublas_handle=lambda: None)),
+        **names)
+
+
+def _take(X, rows, out):
+    _capturing("take")
+    np.take(_base(X), _base(rows), axis=0, out=_base(out))
+    return out
+
+
+# -- the kernels of ffnn.cuda.SOURCE, in NumPy --------------------------------------------------------------------
+
+def _gather(src, perm, offset, count, width, out):
+    start = int(offset[0])
+    rows = perm[start:start + count]
+    out.reshape(-1)[:count * width] = src.reshape(-1, width)[rows].reshape(-1)
+
+
+def _softmax(a, out, rows, k):
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    out[...] = e / e.sum(axis=1, keepdims=True)
+
+
+def _ce_grad(y_hat, labels, out, n, k, scale):
+    out[...] = y_hat
+    out[np.arange(n), labels] -= 1
+    out *= scale
+
+
+def _soft_grad(y_hat, y, out, n, scale):
+    np.multiply(y_hat - y, scale, out=out)
+
+
+def _lse(a):
+    a = a.astype(np.float64)
+    top = a.max(axis=1, keepdims=True)
+    return np.log(np.exp(a - top).sum(axis=1)) + top[:, 0]
+
+
+def _ce_loss(a, labels, rows, k, total):
+    total[0] += (_lse(a) - a[np.arange(rows), labels].astype(np.float64)).sum()
+
+
+def _soft_ce_loss(a, y, rows, k, total):
+    total[0] += (y.astype(np.float64) * (_lse(a)[:, None] - a.astype(np.float64))).sum()
+
+
+def _se_loss(y_hat, y, labels, use_labels, rows, k, total):
+    target = np.eye(k)[labels] if use_labels else y.astype(np.float64)
+    total[0] += ((y_hat.astype(np.float64) - target) ** 2).sum()
+
+
+def _correct(y_hat, labels, y, use_labels, rows, k, total):
+    total[0] += int((y_hat.argmax(axis=1) == (labels if use_labels else y.argmax(axis=1))).sum())
+
+
+def _backward(kind, n, a, h, gh, out):
+    one = a.dtype.type(1)
+    d = [one - h * h, (one - h) * h, (a > 0).astype(a.dtype), np.ones_like(a)][int(kind)]
+    np.multiply(d, gh, out=out)
+
+
+def _sgd(n, theta, grad, eta):
+    theta -= grad * theta.dtype.type(eta)
+
+
+def _momentum(n, theta, grad, u, beta, eta):
+    T = theta.dtype.type
+    u[...] = u * T(beta) + grad * T(eta)
+    theta -= u
+
+
+def _nag(n, theta, grad, u, beta, eta):
+    T = theta.dtype.type
+    step = grad * T(eta)
+    u[...] = u * T(beta) + step
+    theta[...] = (theta - step) - u * T(beta)
+
+
+def _rmsprop(n, theta, grad, v, beta, omb, eps, eta):
+    T = theta.dtype.type
+    v[...] = v * T(beta) + (grad * grad) * T(omb)
+    theta[...] = theta - (grad / (np.sqrt(v) + T(eps))) * T(eta)
+
+
+def _adam(n, theta, grad, m, v, b1, omb1, b2, omb2, eps, lr, t, nesterov):
+    T = theta.dtype.type
+    c1, c2 = 1.0 - b1 ** float(t[0]), 1.0 - b2 ** float(t[0])
+    m[...] = m * T(b1) + grad * T(omb1)
+    v[...] = v * T(b2) + (grad * grad) * T(omb2)
+    den = np.sqrt(v) * T(1.0 / np.sqrt(c2)) + T(eps)
+    if nesterov:
+        theta[...] = theta - ((m * T(b1 / c1) + grad * T(omb1 / c1)) / den) * T(lr)
+    else:
+        theta[...] = theta - (m / den) * T(lr / c1)
+
+
+def _add_to(p, v):
+    p[0] += v
+
+
+KERNELS = {"gather": _gather, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
+           "ce_loss": _ce_loss, "soft_ce_loss": _soft_ce_loss, "se_loss": _se_loss, "correct": _correct,
+           "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag, "rmsprop": _rmsprop,
+           "adam": _adam, "add_to": _add_to}
+LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run
+
+
+def _kernel(name, dtype=None):
+    LAUNCHED.append((name, None if dtype is None else np.dtype(dtype).name))
+    return KERNELS[name]
+
+
+def _launch(kernel, n, args):
+    args = tuple(_base(a) for a in args)
+    _run_or_record(lambda: kernel(*args))
+
+
+# -- cuBLAS -------------------------------------------------------------------------------------------------------
+
+def _column_major(ptr, rows, cols, ld, dtype):
+    # The (rows, cols) column-major matrix at ``ptr`` with leading dimension ``ld``, as cuBLAS reads it.
+    itemsize = np.dtype(dtype).itemsize
+    size = ld * (cols - 1) + rows
+    raw = (ctypes.c_char * (size * itemsize)).from_address(ptr)
+    flat = np.frombuffer(raw, dtype=dtype, count=size)
+    return np.lib.stride_tricks.as_strided(flat, (rows, cols), (itemsize, ld * itemsize))
+
+
+def gemm(dtype):
+    def call(handle, op_a, op_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        def run():
+            a = _column_major(A, *((m, k) if op_a == 0 else (k, m)), lda, dtype)
+            b = _column_major(B, *((k, n) if op_b == 0 else (n, k)), ldb, dtype)
+            a, b = (a if op_a == 0 else a.T), (b if op_b == 0 else b.T)
+            _column_major(C, m, n, ldc, dtype)[...] = a @ b
+        _run_or_record(run)
+        return 0
+    return call
+
+
+class _Blas:
+    handle = None
+
+    def __init__(self):
+        self.scalars = {np.dtype(t): (gemm(t), None, None) for t in (np.float32, np.float64)}
+
+    def bind(self, stream_ptr):
+        pass
+
+
+def install(monkeypatch):
+    """Stand NumPy in for CuPy and a GPU in ``ffnn.cuda`` for one test."""
+    global RECORDING
+    RECORDING = None
+    LAUNCHED.clear()
+    Graph.launches = 0
+    monkeypatch.setattr(cuda, "cupy", _module())
+    monkeypatch.setattr(cuda, "_kernel", _kernel)
+    monkeypatch.setattr(cuda, "_launch", _launch)
+    blas = _Blas()
+    monkeypatch.setattr(cuda, "_blas", lambda device_id: blas)

@@ -1,0 +1,280 @@
+"""Device 'cuda': its errors, its kernels' source, and training on it.
+
+The tests that take a ``device`` run twice: on an emulated GPU (NumPy standing in for CuPy, see fake_cuda.py),
+which always runs and holds captured steps to what a real capture allows, and on a real GPU, skipped without one.
+"""
+
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import fake_cuda
+import ffnn
+from ffnn import cuda
+from ffnn.backend import to_numpy
+from ffnn.errors import ConfigError, TrainingDiverged
+from ffnn.optimizers import OPTIMIZERS, get_optimizer
+from ffnn.training import Trainer
+
+
+def _real_gpu():
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["emulated", "cuda"])
+def device(request, monkeypatch):
+    if request.param == "emulated":
+        fake_cuda.install(monkeypatch)
+    elif not _real_gpu():
+        pytest.skip("no CUDA GPU here")
+    return "cuda"
+
+
+@pytest.fixture(autouse=True)
+def fresh_module(monkeypatch):
+    monkeypatch.setattr(cuda, "cupy", None)  # each test loads (or fakes) CuPy itself
+
+
+def digits(n=600):
+    X, y = load_digits(return_X_y=True)
+    return (X[:n] / 16).astype(np.float32), y[:n]
+
+
+# -- without a GPU -------------------------------------------------------------------------------------------------
+
+def test_without_cupy_the_cuda_device_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(ConfigError) as info:
+        ffnn.Network([3, 2], device="cuda")
+    message = str(info.value)
+    assert "\n" not in message and "pip install 'ffnn[gpu]'" in message and "device 'cpu'" in message
+
+
+@pytest.mark.parametrize("count", [RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient"),
+                                   0])
+def test_without_a_usable_gpu_the_cuda_device_says_why_in_one_line(monkeypatch, count):
+    def device_count():
+        if isinstance(count, Exception):
+            raise count
+        return count
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=device_count)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(ConfigError) as info:
+        ffnn.Network([3, 2], device="cuda")
+    message = str(info.value)
+    assert "\n" not in message and "device 'cpu'" in message
+    assert ("insufficient" in message) if count else ("no GPU" in message)
+    assert cuda.cupy is None
+
+
+def test_cli_device_cuda_without_a_gpu_is_one_error_line(capsys, tmp_path, monkeypatch):
+    if _real_gpu():
+        pytest.skip("this machine has a GPU")
+    from ffnn import cli
+    code = cli.main(["train", "-d", "iris", "-e", "1", "-q", "--device", "cuda", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "device 'cuda'" in err and "Traceback" not in err
+
+
+# -- the kernels' source -------------------------------------------------------------------------------------------
+
+def test_the_kernels_compile_and_define_every_kernel_the_code_launches():
+    nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
+    try:
+        program = nvrtc.createProgram(cuda.SOURCE, "ffnn.cu", [], [])
+        nvrtc.compileProgram(program, ["--gpu-architecture=compute_70", *cuda.OPTIONS])
+    except Exception as exc:  # no NVRTC library, or a compile error (which the log shows)
+        log = nvrtc.getProgramLog(program) if "program" in locals() else ""
+        if "error" in log:
+            pytest.fail(log)
+        pytest.skip(f"NVRTC is not usable here: {exc}")
+    ptx = nvrtc.getPTX(program).decode()
+    entries = set(re.findall(r"\.entry\s+(\w+)\(", ptx))
+    expected = {"add_to"} | {f"gather_{s}" for s in ("f32", "f64", "i64")} | {
+        f"{name}_{s}" for name in fake_cuda.KERNELS if name not in ("add_to", "gather") for s in ("f32", "f64")}
+    assert expected <= entries, expected - entries
+
+
+# -- products --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gemm_reads_every_layout_the_network_uses(device, dtype):
+    xp = cuda.array_module()
+    rng = np.random.default_rng(0)
+    cases = []
+    for M, K, N in [(5, 7, 3), (1, 4, 6), (6, 1, 2), (4, 5, 1), (64, 784, 128)]:
+        for a_order in "CF":
+            for b_order in "CF":
+                cases.append((rng.standard_normal((M, K)), rng.standard_normal((K, N)), a_order, b_order))
+    for A, B, a_order, b_order in cases:
+        a = xp.asarray(np.asarray(A, dtype, order=a_order))
+        b = xp.asarray(np.asarray(B, dtype, order=b_order))
+        a = a if a.flags[f"{a_order}_CONTIGUOUS"] else xp.asarray(np.asfortranarray(to_numpy(a)))
+        out = xp.empty((A.shape[0], B.shape[1]), dtype)
+        cuda.gemm(a, b, out)
+        np.testing.assert_allclose(to_numpy(out), A @ B, rtol=1e-4 if dtype == "float32" else 1e-12, atol=1e-4)
+    # a strided view (rows of a wider matrix) and a column slice
+    wide = xp.asarray(rng.standard_normal((6, 10)).astype(dtype))
+    out = xp.empty((6, 3), dtype)
+    cuda.gemm(wide[:, :4], xp.asarray(np.ones((4, 3), dtype)), out)
+    np.testing.assert_allclose(to_numpy(out), to_numpy(wide)[:, :4] @ np.ones((4, 3)), rtol=1e-5)
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+
+def train(device, optimizer="adam", epochs=3, batch_size=64, dtype="float32", sizes=(64, 32, 10), seed=0,
+          activation="tanh", trainer_kwargs=None, X=None, y=None, **net_kwargs):
+    X, y = digits() if X is None else (X, y)
+    net = ffnn.Network(list(sizes), activation=activation, dtype=dtype, seed=seed, device=device, **net_kwargs)
+    trainer = Trainer(net, get_optimizer(optimizer, 1e-2 if optimizer != "sgd" else 0.1), epochs=epochs,
+                      batch_size=batch_size, seed=1, verbose=0, **(trainer_kwargs or {}))
+    history = trainer.fit(X.astype(dtype), net.xp.asarray(y))
+    return net, trainer, history
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_training_on_the_device_follows_the_cpu(device, optimizer):
+    cpu, _, cpu_history = train("cpu", optimizer, dtype="float64")
+    gpu, trainer, history = train(device, optimizer, dtype="float64")
+    np.testing.assert_allclose(to_numpy(gpu.theta), cpu.theta, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(history["loss"], cpu_history["loss"], rtol=1e-9)
+    assert history["accuracy"] == cpu_history["accuracy"]
+    assert trainer.capture_error is None
+    assert trainer.graph_steps == 3 * (600 // 64) - 1  # full batches, but the first (captured after it runs)
+    assert trainer.optimizer.t == 3 * -(-600 // 64)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "nag"])
+def test_replayed_steps_give_the_weights_of_eager_ones(device, monkeypatch, optimizer):
+    replayed, trainer, history = train(device, optimizer, epochs=4, batch_size=32)
+    assert trainer.graph_steps > 0
+    monkeypatch.setattr(cuda, "GRAPHS", False)
+    eager, eager_trainer, eager_history = train(device, optimizer, epochs=4, batch_size=32)
+    assert eager_trainer.graph_steps == 0
+    np.testing.assert_allclose(to_numpy(replayed.theta), to_numpy(eager.theta), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(history["loss"], eager_history["loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["relu", "logistic", "identity", "weight_decay", "decoupled", "label_smoothing",
+                                  "schedule", "regression"])
+def test_captured_steps_cover_the_options(device, case):
+    kwargs, trainer_kwargs, data = {}, {}, {}
+    if case in ("relu", "logistic", "identity"):
+        kwargs["activation"] = case
+    elif case == "weight_decay":
+        trainer_kwargs["weight_decay"] = 1e-3
+    elif case == "decoupled":
+        trainer_kwargs.update(weight_decay=1e-2, decoupled_weight_decay=True)
+    elif case == "label_smoothing":
+        trainer_kwargs["label_smoothing"] = 0.1
+    elif case == "schedule":
+        trainer_kwargs["schedule"] = "exponential"
+    elif case == "regression":
+        X, y = digits()
+        data = {"X": X, "y": np.stack([X.mean(axis=1), X.std(axis=1)], axis=1).astype(np.float64)}
+        kwargs.update(output="linear", loss="squared_error", sizes=(64, 16, 2))
+    results = []
+    for dev in ("cpu", device):
+        net, trainer, history = train(dev, "adam", dtype="float64", trainer_kwargs=trainer_kwargs, **data, **kwargs)
+        results.append((to_numpy(net.theta), history))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(results[1][1]["loss"], results[0][1]["loss"], rtol=1e-9)
+    assert trainer.capture_error is None and trainer.graph_steps > 0
+    if case == "schedule":  # each epoch's rate is captured anew
+        assert len(set(results[1][1]["learning_rate"])) == 3
+
+
+@pytest.mark.parametrize("case", ["dropout", "softmax_squared_error", "own_optimizer"])
+def test_steps_a_graph_cannot_hold_run_eagerly_and_still_follow_the_cpu(device, case):
+    kwargs, optimizer = {}, "adam"
+    if case == "dropout":
+        kwargs["dropout"] = 0.2
+    elif case == "softmax_squared_error":
+        kwargs["loss"] = "squared_error"
+    else:
+        class Plain(type(get_optimizer("sgd"))):
+            def update(self, key, theta, grad):
+                theta -= grad * self.learning_rate
+        optimizer = Plain(learning_rate=0.1)
+    results = []
+    for dev in ("cpu", device):
+        X, y = digits()
+        net = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=dev, **kwargs)
+        opt = optimizer if isinstance(optimizer, str) else type(optimizer)(learning_rate=0.1)
+        trainer = Trainer(net, get_optimizer(opt, 1e-2) if isinstance(opt, str) else opt, epochs=2, batch_size=64,
+                          seed=1, verbose=0)
+        results.append((to_numpy(net.theta) if trainer.fit(X.astype(np.float64), net.xp.asarray(y)) else None,
+                        trainer))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
+    assert results[1][1].graph_steps == 0
+
+
+def test_a_diverging_run_on_the_device_stops_in_the_cpu_run_s_epoch_and_keeps_the_last_finished_one(device):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5))
+    y = X @ rng.normal(size=(5, 2)) * 10  # built to diverge after the first epoch (as in test_training)
+    results = []
+    for dev in ("cpu", device):
+        net = ffnn.Network([5, 16, 2], activation="relu", output="linear", loss="squared_error", dtype="float64",
+                           seed=0, device=dev)
+        with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+            net.fit(X, y, epochs=50, batch_size=8, optimizer="sgd", learning_rate=0.05, seed=0, verbose=0)
+        results.append((int(re.search(r"epoch (\d+)", str(info.value)).group(1)), to_numpy(net.theta)))
+    assert results[0][0] == results[1][0] > 1
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-9)
+
+
+def test_evaluate_predict_and_validation_on_the_device_match_the_cpu(device):
+    X, y = digits()
+    cpu = ffnn.Network([64, 32, 10], dtype="float64", seed=0)
+    history_cpu = cpu.fit(X, y, epochs=2, verbose=0, validation_fraction=0.2, seed=3)
+    gpu = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=device)
+    history = gpu.fit(X, y, epochs=2, verbose=0, validation_fraction=0.2, seed=3)
+    np.testing.assert_allclose(history["val_loss"], history_cpu["val_loss"], rtol=1e-9)
+    assert history["val_accuracy"] == history_cpu["val_accuracy"]
+    for net in (cpu, gpu):
+        assert isinstance(net.predict_proba(X), np.ndarray)
+    np.testing.assert_allclose(gpu.predict_proba(X, batch_size=100), cpu.predict_proba(X, batch_size=100),
+                               rtol=1e-9, atol=1e-12)
+    assert np.array_equal(gpu.predict(X), cpu.predict(X))
+    ours, theirs = gpu.evaluate(X, y, batch_size=128), cpu.evaluate(X, y, batch_size=128)
+    assert ours["accuracy"] == theirs["accuracy"] and ours["loss"] == pytest.approx(theirs["loss"], rel=1e-9)
+
+
+def test_a_model_saved_on_one_device_loads_on_the_other(device, tmp_path):
+    gpu, _, _ = train(device, epochs=1)
+    gpu.save(tmp_path / "gpu.safetensors")
+    on_cpu = ffnn.Network.load(tmp_path / "gpu.safetensors")
+    assert isinstance(on_cpu.theta, np.ndarray) and np.array_equal(on_cpu.theta, to_numpy(gpu.theta))
+    on_cpu.save(tmp_path / "cpu.safetensors")
+    back = ffnn.Network.load(tmp_path / "cpu.safetensors", device=device)
+    assert cuda.is_array(back.theta) and np.array_equal(to_numpy(back.theta), on_cpu.theta)
+    X, _ = digits()
+    np.testing.assert_allclose(back.predict_proba(X), on_cpu.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_the_step_count_lives_on_the_device_too(device):
+    _, trainer, _ = train(device, "adam", epochs=2)
+    counter = trainer.optimizer.device_t
+    assert counter.host == trainer.optimizer.t == 2 * -(-600 // 64)
+    assert int(to_numpy(counter.array)[0]) == trainer.optimizer.t
+
+
+def test_accuracy_on_the_device_matches_the_cpu_run_in_float32(device):
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    accuracies = []
+    for dev in ("cpu", device):
+        net = ffnn.Network([64, 64, 10], seed=0, device=dev)
+        net.fit(X[:1400], y[:1400], epochs=10, batch_size=32, verbose=0, seed=0)
+        accuracies.append(net.evaluate(X[1400:], y[1400:])["accuracy"])
+    assert accuracies[0] > 0.85 and abs(accuracies[1] - accuracies[0]) <= 0.01
