@@ -36,6 +36,13 @@ def _wrap(x):
     return x.view(DeviceArray) if type(x) is np.ndarray else x
 
 
+def _device_only(values):
+    # CuPy refuses to mix its arrays with NumPy arrays in one operation.
+    for x in values:
+        if type(x) is np.ndarray and x.ndim > 0:
+            raise TypeError("a NumPy array was given where a device array is needed")
+
+
 def _run_or_record(op):
     if RECORDING is not None:
         RECORDING.append(op)
@@ -47,6 +54,7 @@ class DeviceArray(np.ndarray):
     """A NumPy array standing for a CuPy one."""
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _device_only(inputs + (out or ()))
         args = [_base(x) for x in inputs]
         if out is None:
             _capturing(f"allocating the result of {ufunc.__name__}")
@@ -56,6 +64,7 @@ class DeviceArray(np.ndarray):
         return out[0] if len(out) == 1 else out
 
     def __array_function__(self, func, types_, args, kwargs):
+        _device_only(list(args) + list(kwargs.values()))
         args = [_base(a) for a in args]
         kwargs = {k: _base(v) for k, v in kwargs.items()}
         if func is np.copyto or "out" in kwargs:

@@ -278,3 +278,30 @@ def test_accuracy_on_the_device_matches_the_cpu_run_in_float32(device):
         net.fit(X[:1400], y[:1400], epochs=10, batch_size=32, verbose=0, seed=0)
         accuracies.append(net.evaluate(X[1400:], y[1400:])["accuracy"])
     assert accuracies[0] > 0.85 and abs(accuracies[1] - accuracies[0]) <= 0.01
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_estimators_train_on_the_device_as_on_the_cpu(device, early_stopping):
+    from ffnn.estimators import FFNNClassifier, FFNNRegressor
+
+    X, y = digits(300)
+    X = X.astype(np.float64)
+    weights = np.linspace(0.5, 1.5, len(y))
+    kwargs = dict(hidden_layer_sizes=(16,), max_iter=4, random_state=0, early_stopping=early_stopping)
+    cpu = FFNNClassifier(**kwargs).fit(X, y, sample_weight=weights)
+    gpu = FFNNClassifier(device=device, **kwargs).fit(X, y, sample_weight=weights)
+    assert gpu.get_params()["device"] == "cuda" and cuda.is_array(gpu.network_.theta)
+    np.testing.assert_allclose(to_numpy(gpu.network_.theta), cpu.network_.theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-9, atol=1e-12)
+    targets = np.stack([X.mean(axis=1), X.std(axis=1)], axis=1)
+    cpu = FFNNRegressor(**kwargs).fit(X, targets)
+    gpu = FFNNRegressor(device=device, **kwargs).fit(X, targets)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), rtol=1e-9, atol=1e-12)
+
+
+def test_an_unknown_device_for_an_estimator_is_a_config_error():
+    from ffnn.estimators import FFNNClassifier
+
+    with pytest.raises(ConfigError, match="device must be one of cpu, cuda; got 'tpu'"):
+        FFNNClassifier(device="tpu").fit(np.zeros((4, 2)), [0, 1, 0, 1])

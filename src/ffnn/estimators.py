@@ -31,7 +31,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
-from .backend import to_numpy
+from .backend import DEVICES, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
 from .io import network_from
@@ -133,6 +133,7 @@ class _Monitor:
         self.converged = False
         if validation is not None:
             self.cache = net.new_cache(validation[0].shape[0])
+            self.on_device = (net.xp.asarray(validation[0]), net.xp.asarray(validation[1]))
 
     def on_epoch_end(self, trainer, row):
         est = self.est
@@ -141,11 +142,11 @@ class _Monitor:
         monitored = row["loss"]
         observed = row["loss"]
         if self.validation is not None:
-            X_val, y_val = self.validation
+            X_val, y_val = self.on_device  # the validation set as arrays of the network's device
             y_hat, cache = self.net.forward_propagation(X_val, self.cache)
             val_loss = self.loss(cache.a[self.net.L], y_hat, y_val)
             est.validation_loss_curve_.append(val_loss)
-            est.validation_scores_.append(est._validation_score(y_hat, y_val))
+            est.validation_scores_.append(est._validation_score(to_numpy(y_hat), self.validation[1]))
             postfix["val_loss"] = f"{val_loss:.4g}"
             observed = val_loss
             if self.early_stopping:
@@ -176,7 +177,8 @@ class _BaseFFNN(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes, activation, *, optimizer, learning_rate, optimizer_params, batch_size,
                  max_iter, weight_decay, dropout, init, early_stopping, validation_fraction, n_iter_no_change, tol,
-                 warm_start, dtype, random_state, verbose, lr_schedule, lr_schedule_params, decoupled_weight_decay):
+                 warm_start, dtype, random_state, verbose, lr_schedule, lr_schedule_params, decoupled_weight_decay,
+                 device):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -198,6 +200,7 @@ class _BaseFFNN(BaseEstimator):
         self.lr_schedule = lr_schedule
         self.lr_schedule_params = lr_schedule_params
         self.decoupled_weight_decay = decoupled_weight_decay
+        self.device = device
 
     # -- parameters ------------------------------------------------------------------------------------------
     def _check_params(self):
@@ -218,6 +221,8 @@ class _BaseFFNN(BaseEstimator):
         _check_number("tol", self.tol, 0.0)
         if not (_is_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction must be a number in (0, 1); got {self.validation_fraction!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if str(self.dtype) not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.optimizer_params is not None and not isinstance(self.optimizer_params, dict):
@@ -292,7 +297,7 @@ class _BaseFFNN(BaseEstimator):
             seed = np.random.default_rng(_seed_from(self.random_state))
             self.network_ = Network([X.shape[1], *hidden, len(self._output_names())], activation=self.activation,
                                     output=self._output, loss=self._loss, init=self._init_name(),
-                                    dtype=self.dtype, seed=seed)
+                                    dtype=self.dtype, seed=seed, device=self.device)
             self._rng = seed
             self.n_iter_ = 0
             self.t_ = 0
@@ -395,7 +400,7 @@ class _BaseFFNN(BaseEstimator):
     def __setstate__(self, state):
         saved = state.pop("_network_state", None)
         if saved is not None:
-            state["network_"] = network_from(saved[0], saved[1], type(self).__name__)
+            state["network_"] = network_from(saved[0], saved[1], type(self).__name__, state.get("device", "cpu"))
         super().__setstate__(state)
 
 class FFNNClassifier(ClassifierMixin, _BaseFFNN):
@@ -451,6 +456,9 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
     warm_start : bool, default=False
         ``fit`` continues from the current weights (with a fresh optimizer) instead of starting over.
     dtype : {'float64', 'float32'}, default='float64'
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where the network trains: 'cuda' needs CuPy and an NVIDIA GPU (``pip install 'ffnn[gpu]'``). Predictions
+        come back as NumPy arrays either way.
     random_state : int, RandomState or None
         Initial weights, shuffling and validation split.
     verbose : int, default=0
@@ -501,14 +509,14 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
                  optimizer_params=None, batch_size=100, max_iter=200, weight_decay=7e-3, dropout=0.0,
                  init="auto", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  warm_start=False, dtype="float64", random_state=None, verbose=0, lr_schedule="constant",
-                 lr_schedule_params=None, decoupled_weight_decay=False, label_smoothing=0.0):
+                 lr_schedule_params=None, decoupled_weight_decay=False, label_smoothing=0.0, device="cpu"):
         super().__init__(hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
                          optimizer_params=optimizer_params, batch_size=batch_size, max_iter=max_iter,
                          weight_decay=weight_decay, dropout=dropout, init=init, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
                          warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose,
                          lr_schedule=lr_schedule, lr_schedule_params=lr_schedule_params,
-                         decoupled_weight_decay=decoupled_weight_decay)
+                         decoupled_weight_decay=decoupled_weight_decay, device=device)
         self.label_smoothing = label_smoothing
 
     def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
@@ -649,14 +657,14 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
                  optimizer_params=None, batch_size=64, max_iter=200, weight_decay=1e-2, dropout=0.0,
                  init="auto", early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  warm_start=False, dtype="float64", random_state=None, verbose=0, lr_schedule="constant",
-                 lr_schedule_params=None, decoupled_weight_decay=False):
+                 lr_schedule_params=None, decoupled_weight_decay=False, device="cpu"):
         super().__init__(hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
                          optimizer_params=optimizer_params, batch_size=batch_size, max_iter=max_iter,
                          weight_decay=weight_decay, dropout=dropout, init=init, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
                          warm_start=warm_start, dtype=dtype, random_state=random_state, verbose=verbose,
                          lr_schedule=lr_schedule, lr_schedule_params=lr_schedule_params,
-                         decoupled_weight_decay=decoupled_weight_decay)
+                         decoupled_weight_decay=decoupled_weight_decay, device=device)
 
     def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=()):
         """Train on (X, y); y of shape (n_samples,) or (n_samples, n_outputs). See :meth:`FFNNClassifier.fit`."""
