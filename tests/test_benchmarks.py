@@ -45,3 +45,13 @@ def test_kernels_quick(capsys):
                   "relu, batch 256"):
         assert re.search(rf"\n  {re.escape(label)} +compiled +[\d.]+ us +NumPy +[\d.]+ us +speed-up +[\d.]+x", out), label
     assert kernels.ENABLED == before  # restored after the comparison
+
+
+def test_gpu_benchmark_without_a_gpu_says_so(capsys, monkeypatch):
+    from ffnn import cuda
+
+    monkeypatch.setattr(cuda, "cupy", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    module = runpy.run_path(os.path.join(ROOT, "benchmarks", "gpu.py"))
+    assert module["main"](["--quick"]) == 0
+    assert "benchmarks/gpu.py needs a CUDA GPU: device 'cuda' needs CuPy" in capsys.readouterr().out

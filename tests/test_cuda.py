@@ -305,3 +305,34 @@ def test_an_unknown_device_for_an_estimator_is_a_config_error():
 
     with pytest.raises(ConfigError, match="device must be one of cpu, cuda; got 'tpu'"):
         FFNNClassifier(device="tpu").fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_fitting_epoch_by_epoch_reuses_the_captured_step_and_matches_one_fit(device):
+    X, y = digits()
+    one, trainer, _ = train(device, "adam", epochs=3)
+    net = ffnn.Network([64, 32, 10], seed=0, device=device)
+    stepwise = Trainer(net, get_optimizer("adam", 1e-2), epochs=1, batch_size=64, seed=1, verbose=0)
+    y_device = net.xp.asarray(y)
+    for epochs in (1, 2, 3):
+        stepwise.epochs = epochs
+        stepwise.fit(X, y_device)
+    assert stepwise.graph_steps == trainer.graph_steps
+    np.testing.assert_allclose(to_numpy(net.theta), to_numpy(one.theta), rtol=1e-6, atol=1e-7)
+
+
+def test_a_restored_step_count_reaches_the_device(device):
+    X, y = digits()
+    net = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=device)
+    trainer = Trainer(net, get_optimizer("adam", 1e-2), epochs=1, batch_size=64, seed=1, verbose=0)
+    X, y_device = X.astype(np.float64), net.xp.asarray(y)  # the same arrays each time: the captured step is kept
+    trainer.fit(X, y_device)
+    state = trainer.state_dict()
+    theta = to_numpy(net.theta).copy()
+    trainer.epochs = 2
+    trainer.fit(X, y_device)
+    after_two = to_numpy(net.theta).copy()
+    trainer.load_state_dict(state)  # back to the end of epoch 1: t goes back too
+    net.theta[...] = net.xp.asarray(theta)
+    trainer.fit(X, y_device)
+    np.testing.assert_allclose(to_numpy(net.theta), after_two, rtol=1e-12, atol=1e-14)
+    assert trainer.graph_steps == 3 * (600 // 64) - 1  # one capture served all three fits

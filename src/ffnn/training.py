@@ -135,6 +135,7 @@ class Trainer:
         self.label_smoothing = float(label_smoothing)
         self._grad = staggered_zeros_like(net.theta)
         self._snapshot = None
+        self._device_run = None     # (data key, _DeviceBatches, the data) of the last fit on a GPU
         self.graph_steps = 0        # steps replayed from a captured CUDA graph (device 'cuda')
         self.capture_error = None   # why a step could not be captured, if it could not
 
@@ -195,7 +196,14 @@ class Trainer:
             smoothed[xp.arange(y.shape[0]), y] += 1 - self.label_smoothing
             y = smoothed
         on_device = xp is not np
-        s = (_DeviceBatches if on_device else _Batches)(self, X, y, n)
+        if not on_device:
+            s = _Batches(self, X, y, n)
+        else:  # kept for the next fit on the same data, with its captured step
+            key = (id(X), id(y), id(rows), n)
+            if self._device_run is None or self._device_run[0] != key:
+                self._device_run = None  # its buffers go before the new ones are made
+                self._device_run = (key, _DeviceBatches(self, X, y, n), X, y, rows)
+            s = self._device_run[1]
         run_epoch = self._device_epoch if on_device else self._host_epoch
         self.stop_training = False
 
@@ -289,6 +297,8 @@ class Trainer:
         batch, the last partial one and steps that cannot be captured run eagerly. The loss and the correct count
         add up on the device and are read once, at the end."""
         opt, B = self.optimizer, s.B
+        if getattr(opt, "device_t", None) is not None:  # a restored snapshot or a loaded state moved the host's t
+            opt.device_t.sync(opt.t)
         s.perm.set(np.asarray(perm, np.int64))
         s.offset.fill(0)
         s.loss_total.fill(0)
