@@ -5,7 +5,8 @@ fused into one pass over the parameters each, the row gathers for mini-batches (
 converted to floats for :class:`ffnn.arrays.ScaledBytes`), ``grad_h * g'(a)`` in one pass for the built-in
 activations, and the count of correct predictions. Each does exactly what the NumPy code beside its use does, in
 the same order and precision, so results are bit-identical with or without it (the tests check it); the NumPy code
-is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off.
+is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off. For CuPy arrays (device 'cuda') the same
+entry points, and ``matmul``, dispatch to :mod:`ffnn.cuda`.
 
 Large writes (parameter updates and batches of 256 KiB or more) use streaming stores while those are at least
 twice as fast as ordinary ones, as happens when the lines were last read by BLAS on another core of a machine whose

@@ -10,7 +10,8 @@ Adding a rule is one small class with an ``update`` method and one line in ``OPT
 Fused kernels: where ffnn's compiled extension is built (see :mod:`ffnn.kernels`), each built-in rule also has a
 ``fused`` method that does its whole update in one pass over the parameters instead of a dozen. It performs the
 same float operations in the same order as ``update``, so the parameters are bit-identical either way (a test
-checks it); ``update`` is the reference and the fallback.
+checks it); ``update`` is the reference and the fallback. On a GPU (CuPy arrays) each built-in rule runs as one
+CUDA kernel of :mod:`ffnn.cuda` with the same operations; Adam's and Nadam's read the step count from the device.
 """
 
 import functools
