@@ -163,7 +163,8 @@ class Graph:
 def _module():
     device = types.SimpleNamespace(id=0, synchronize=lambda: None)
     names = {name: _allocating(getattr(np, name)) for name in
-             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "asarray", "arange", "matmul")}
+             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "asarray", "ascontiguousarray", "arange",
+              "matmul")}
     return types.SimpleNamespace(
         ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
         isfinite=lambda x: _wrap(np.isfinite(_base(x))),
@@ -284,6 +285,9 @@ def _kernel(name, dtype=None):
 
 def _launch(kernel, n, args):
     args = tuple(_base(a) for a in args)
+    for a in args:  # the kernels index their arrays as C-contiguous
+        if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
+            raise ValueError(f"{kernel.__name__[1:]} was given an array that is not C-contiguous")
     _run_or_record(lambda: kernel(*args))
 
 

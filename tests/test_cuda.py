@@ -336,3 +336,22 @@ def test_a_restored_step_count_reaches_the_device(device):
     trainer.fit(X, y_device)
     np.testing.assert_allclose(to_numpy(net.theta), after_two, rtol=1e-12, atol=1e-14)
     assert trainer.graph_steps == 3 * (600 // 64) - 1  # one capture served all three fits
+
+
+def test_ffnn_train_on_the_device_matches_the_cpu_run(device, tmp_path, capsys):
+    import json
+
+    from ffnn import cli
+
+    summaries = []
+    for dev in ("cpu", device):
+        out = tmp_path / dev
+        flags = ["-d", "digits", "-e", "3", "-b", "32", "-nhl", "1", "-sz", "32", "--dtype", "float64", "--seed", "0",
+                 "--val-fraction", "0.1", "-q", "--output-dir", str(out), "--device", dev]
+        assert cli.main(["train", *flags]) == 0, capsys.readouterr().err
+        (run,) = out.iterdir()
+        summaries.append(json.loads((run / "summary.json").read_text()))
+        history = (run / "history.csv").read_text()
+        assert history.count("\n") == 4
+    assert summaries[1]["test_accuracy"] == summaries[0]["test_accuracy"]
+    assert summaries[1]["test_loss"] == pytest.approx(summaries[0]["test_loss"], rel=1e-9)

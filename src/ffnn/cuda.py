@@ -233,6 +233,11 @@ def _kernel(name, dtype=None):
     return _module().get_function(name if dtype is None else f"{name}_{_SUFFIX[np.dtype(dtype)]}")
 
 
+def _contiguous(x):
+    # The kernels index their arrays as C-contiguous; a view that is not (a column slice) is copied first.
+    return x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+
+
 def _launch(kernel, n, args):
     blocks = max(1, min(-(-n // _THREADS), 4096))
     kernel((blocks,), (_THREADS,), args)
@@ -268,7 +273,7 @@ def take_rows(X, rows, out):
 def softmax(a, out=None):
     if out is None:
         out = cupy.empty_like(a)
-    rows, k = a.shape
+    a, rows, k = _contiguous(a), *a.shape
     _rowwise("softmax", a.dtype, rows, (a, out, np.int64(rows), np.int64(k)))
     return out
 
@@ -277,7 +282,7 @@ def grad_softmax_cross_entropy(y_hat, y, out=None):
     """(y_hat - e(l)) / N, or (y_hat - y) / N for targets; as outputs.grad_softmax_cross_entropy."""
     if out is None:
         out = cupy.empty_like(y_hat)
-    n, k = y_hat.shape
+    (n, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _contiguous(y)
     scale = _scalar(1.0 / n, y_hat.dtype)
     if y.ndim == 1:
         _launch(_kernel("ce_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n), np.int64(k), scale))
@@ -289,7 +294,7 @@ def grad_softmax_cross_entropy(y_hat, y, out=None):
 def add_loss(kind, a, y_hat, y, total):
     """Add the batch's summed loss to the float64 device scalar ``total``: kind 'cross_entropy' (from a_L) or
     'squared_error' (from y_hat), against labels (N,) or targets (N, k)."""
-    rows, k = a.shape
+    (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _contiguous(y)
     labels = y.ndim == 1
     if kind == "cross_entropy":
         name, args = ("ce_loss", (a, y)) if labels else ("soft_ce_loss", (a, y))
@@ -300,7 +305,7 @@ def add_loss(kind, a, y_hat, y, total):
 
 def add_correct(y_hat, y, total):
     """Add the rows whose largest output is at their label (or at the largest target) to the uint64 ``total``."""
-    rows, k = y_hat.shape
+    (rows, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _contiguous(y)
     _rowwise("correct", y_hat.dtype, rows, (y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), total))
 
 
