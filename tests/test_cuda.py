@@ -355,3 +355,30 @@ def test_ffnn_train_on_the_device_matches_the_cpu_run(device, tmp_path, capsys):
         assert history.count("\n") == 4
     assert summaries[1]["test_accuracy"] == summaries[0]["test_accuracy"]
     assert summaries[1]["test_loss"] == pytest.approx(summaries[0]["test_loss"], rel=1e-9)
+
+
+PAIRS = [("softmax", "cross_entropy"), ("softmax", "squared_error"), ("linear", "squared_error")]
+
+
+@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "identity"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradients_on_the_device_match_the_float64_cpu_reference(device, output, loss, activation, dtype):
+    rng = np.random.default_rng(7)
+    sizes = [6, 9, 7, 4]
+    X = rng.normal(size=(11, 6))
+    y = rng.integers(0, 4, 11) if output == "softmax" else rng.normal(size=(11, 4))
+    reference = ffnn.Network(sizes, activation=activation, output=output, loss=loss, dtype="float64", seed=3)
+    net = ffnn.Network(sizes, activation=activation, output=output, loss=loss, dtype=dtype, seed=3, device=device)
+    net.theta[...] = net.xp.asarray(reference.theta.astype(dtype))
+    grads = {}
+    for n, Xn in ((reference, X), (net, net.xp.asarray(X.astype(dtype)))):
+        y_hat, cache = n.forward_propagation(Xn)
+        labels = n.xp.asarray(y)
+        grads[n is net] = ({k: to_numpy(v).copy() for k, v in n.back_propagation(cache, labels).items()},
+                           n.loss(cache, labels))
+    tolerance = 1e-12 if dtype == "float64" else 2e-5
+    for key, ref in grads[False][0].items():
+        got = grads[True][0][key]
+        assert np.linalg.norm(got - ref) <= tolerance * max(np.linalg.norm(ref), 1e-3), key
+    assert grads[True][1] == pytest.approx(grads[False][1], rel=tolerance)
