@@ -28,6 +28,7 @@ from .errors import ConfigError
 cupy = None  # the module, once device 'cuda' has been asked for and works
 
 GRAPHS = not os.environ.get("FFNN_NO_GRAPHS")  # FFNN_NO_GRAPHS=1 runs every training step eagerly
+STEPS_PER_GRAPH = 16  # training steps captured in one graph; a single-step graph takes the rest of an epoch
 
 
 def array_module():

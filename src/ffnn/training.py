@@ -305,22 +305,26 @@ class Trainer:
         s.correct_total.fill(0)
         key = (float(opt.learning_rate), *(float(getattr(opt, h)) for h in opt.hyperparameters))
         if key != s.graph_key:  # the scalars a captured step holds changed (a schedule): capture it again
-            s.graph = None
-        full = s.n // B
-        for i in range(s.n_batches):
+            s.graph = s.graphs = None
+        full, i = s.n // B, 0
+        while i < s.n_batches:
             m = B if i < full else s.n - full * B
             if m == B and s.graph is not None:
-                s.graph.launch(s.stream)
-                self.graph_steps += 1
-                opt.t += 1
+                steps = cuda.STEPS_PER_GRAPH if s.graphs and full - i >= cuda.STEPS_PER_GRAPH else 1
+                (s.graphs if steps > 1 else s.graph).launch(s.stream)
+                self.graph_steps += steps
+                opt.t += steps
                 if getattr(opt, "device_t", None) is not None:
-                    opt.device_t.host += 1
+                    opt.device_t.host += steps
             else:
+                steps = 1
                 self._device_step(s, m)
                 if m == B and s.capturable and s.graph is None:
-                    s.graph, s.graph_key = self._capture(s), key
+                    s.graph, s.graph_key = self._capture(s, 1), key
+                    s.graphs = self._capture(s, cuda.STEPS_PER_GRAPH) if s.graph is not None else None
+            i += steps
             if bar is not None:
-                bar.update(1)
+                bar.update(steps)
             if self.stop_requested:
                 break
         loss_sum, correct = float(s.loss_total[0]), int(s.correct_total[0])  # waits for the epoch's steps
@@ -345,8 +349,9 @@ class Trainer:
         net.back_propagation(cache, yb, out=self._grad)
         self._update(s)
 
-    def _capture(self, s):
-        """The step of a full batch as a CUDA graph, or None (and eager steps from then on) where capture fails."""
+    def _capture(self, s, steps):
+        """``steps`` steps of full batches as one CUDA graph, or None (and eager steps from then on) where capture
+        fails."""
         opt, t = self.optimizer, self.optimizer.t
         counter = getattr(opt, "device_t", None)
         if counter is not None:
@@ -355,7 +360,8 @@ class Trainer:
         try:
             s.stream.begin_capture()
             try:
-                self._device_step(s, s.B)
+                for _ in range(steps):
+                    self._device_step(s, s.B)
             finally:
                 graph = s.stream.end_capture()
         except Exception as exc:  # a step that does something a graph cannot hold
@@ -419,7 +425,7 @@ class _DeviceBatches(_Batches):
             self.correct_total = xp.zeros(1, np.uint64)
         layer, opt = net.output_layer, trainer.optimizer
         self.builtin_loss = layer.loss in (cross_entropy, squared_error)
-        self.graph, self.graph_key = None, None
+        self.graph, self.graphs, self.graph_key = None, None, None  # one step, STEPS_PER_GRAPH steps
         self.capturable = bool(
             cuda.GRAPHS and self.builtin_loss
             and layer.grad_a in (grad_softmax_cross_entropy, grad_linear_squared_error)
