@@ -544,3 +544,19 @@ def test_a_single_class_csv_is_one_error_line(capsys, tmp_path):
                          str(tmp_path / "runs"))
     line = assert_one_error_line(code, err)
     assert "single class" in line and "at least two" in line
+
+
+def test_running_out_of_memory_is_one_error_line(capsys, monkeypatch):
+    from ffnn import training
+
+    class OutOfMemoryError(MemoryError):  # as CuPy's, on a GPU
+        pass
+
+    def fail(*args, **kwargs):
+        raise OutOfMemoryError("Out of memory allocating 1,073,741,824 bytes (allocated so far: 0 bytes).")
+
+    monkeypatch.setattr(training.Trainer, "fit", fail)
+    code, out, err = run(capsys, "train", "-d", "iris", "-e", "1", "-q", "--output-dir", "out")
+    line = assert_one_error_line(code, err)
+    assert code == 1 and "out of memory (Out of memory allocating 1,073,741,824 bytes" in line
+    assert "smaller batch size" in line

@@ -174,6 +174,13 @@ def main(argv=None):
             raise
         print(f"ffnn: error: {exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError as exc:  # NumPy's, or CuPy's OutOfMemoryError on a GPU
+        if args.debug:
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else "MemoryError"
+        print(f"ffnn: error: out of memory ({reason}); use a smaller batch size or network, or another device",
+              file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:  # a bug: one line, and the way to see more
         if args.debug:
             raise
