@@ -9,6 +9,11 @@ device memory, reading a value back to the host, copying from the host, or fancy
 """
 
 import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
 import types
 
 import numpy as np
@@ -90,6 +95,11 @@ class DeviceArray(np.ndarray):
     def fill(self, value):
         base = _base(self)
         _run_or_record(lambda: base.fill(value))
+
+    def astype(self, dtype, copy=True, **kwargs):
+        if copy or np.dtype(dtype) != self.dtype:
+            _capturing("converting an array")
+        return _wrap(_base(self).astype(dtype, copy=copy, **kwargs))
 
     def copy(self, order="C"):
         _capturing("copying an array")
@@ -271,6 +281,69 @@ def _add_to(p, v):
     p[0] += v
 
 
+# -- or the CUDA C itself, built for this CPU -----------------------------------------------------------------------
+# A prelude gives the source what CUDA would: the thread indices (one thread walks an elementwise kernel's whole
+# range; a row-wise kernel runs once per row), and atomicAdd as a plain add. Built with -ffp-contract=off, as the
+# GPU build uses --fmad=false, its float arithmetic is the GPU's, but for exp and log.
+
+PRELUDE = r"""
+#include <math.h>
+struct Dim { long long x; };
+static Dim blockIdx = {0}, threadIdx = {0}, gridDim = {1}, blockDim = {1};
+extern "C" void set_thread(long long thread, long long threads) { threadIdx.x = thread; blockDim.x = threads; }
+#define __global__
+#define __device__ static inline
+static inline double atomicAdd(double *p, double v) { double old = *p; *p = old + v; return old; }
+static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v)
+{
+    unsigned long long old = *p; *p = old + v; return old;
+}
+"""
+ROWWISE = {"softmax", "ce_loss", "soft_ce_loss", "se_loss", "correct"}
+_CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctypes.c_double,
+           np.float32: ctypes.c_float}
+
+
+@functools.cache
+def host_library():
+    """The kernels of ffnn.cuda.SOURCE compiled for this CPU, or None without a C++ compiler."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="ffnn-cuda-host-")
+    source, library = os.path.join(folder, "kernels.cpp"), os.path.join(folder, "kernels.so")
+    with open(source, "w") as f:
+        f.write(PRELUDE + cuda.SOURCE)
+    subprocess.run([compiler, "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o", library, source], check=True,
+                   capture_output=True)
+    return ctypes.CDLL(library)
+
+
+class HostKernel:
+    """One kernel of the host build, launched as ``n`` threads would run it."""
+
+    def __init__(self, name, dtype):
+        self.__name__ = "_" + name
+        self.rowwise = name in ROWWISE
+        self.fn = getattr(host_library(), name if dtype is None else f"{name}_{cuda._SUFFIX[np.dtype(dtype)]}")
+
+    def run(self, n, args):
+        cargs = [ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else _CTYPES[type(a)](a) for a in args]
+        for thread in range(n if self.rowwise else 1):
+            host_library().set_thread(thread, n if self.rowwise else 1)
+            self.fn(*cargs)
+
+
+class Transcribed:
+    """A kernel's NumPy transcription, launched like a HostKernel."""
+
+    def __init__(self, fn):
+        self.fn, self.__name__ = fn, fn.__name__
+
+    def run(self, n, args):
+        self.fn(*args)
+
+
 KERNELS = {"gather": _gather, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
            "ce_loss": _ce_loss, "soft_ce_loss": _soft_ce_loss, "se_loss": _se_loss, "correct": _correct,
            "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag, "rmsprop": _rmsprop,
@@ -278,9 +351,12 @@ KERNELS = {"gather": _gather, "softmax": _softmax, "ce_grad": _ce_grad, "soft_gr
 LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run
 
 
+KERNEL_SOURCE = "numpy"  # or "host": which kernels install() puts in place
+
+
 def _kernel(name, dtype=None):
     LAUNCHED.append((name, None if dtype is None else np.dtype(dtype).name))
-    return KERNELS[name]
+    return HostKernel(name, dtype) if KERNEL_SOURCE == "host" else Transcribed(KERNELS[name])
 
 
 def _launch(kernel, n, args):
@@ -288,7 +364,7 @@ def _launch(kernel, n, args):
     for a in args:  # the kernels index their arrays as C-contiguous
         if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
             raise ValueError(f"{kernel.__name__[1:]} was given an array that is not C-contiguous")
-    _run_or_record(lambda: kernel(*args))
+    _run_or_record(lambda: kernel.run(n, args))
 
 
 # -- cuBLAS -------------------------------------------------------------------------------------------------------
@@ -324,10 +400,11 @@ class _Blas:
         pass
 
 
-def install(monkeypatch):
-    """Stand NumPy in for CuPy and a GPU in ``ffnn.cuda`` for one test."""
-    global RECORDING
-    RECORDING = None
+def install(monkeypatch, kernels="numpy"):
+    """Stand NumPy in for CuPy and a GPU in ``ffnn.cuda`` for one test, with the kernels' NumPy transcriptions
+    (``kernels="numpy"``) or their CUDA C built for this CPU (``"host"``)."""
+    global RECORDING, KERNEL_SOURCE
+    RECORDING, KERNEL_SOURCE = None, kernels
     LAUNCHED.clear()
     Graph.launches = 0
     monkeypatch.setattr(cuda, "cupy", _module())

@@ -32,8 +32,8 @@ def _real_gpu():
 @pytest.fixture(params=["emulated", "cuda"])
 def device(request, monkeypatch):
     monkeypatch.setattr(cuda, "STEPS_PER_GRAPH", 4)  # the small data sets here have 9 or 18 full batches an epoch
-    if request.param == "emulated":
-        fake_cuda.install(monkeypatch)
+    if request.param == "emulated":  # running the kernels' own source where a C++ compiler can build it
+        fake_cuda.install(monkeypatch, "host" if fake_cuda.host_library() is not None else "numpy")
     elif not _real_gpu():
         pytest.skip("no CUDA GPU here")
     return "cuda"
@@ -383,3 +383,88 @@ def test_gradients_on_the_device_match_the_float64_cpu_reference(device, output,
         got = grads[True][0][key]
         assert np.linalg.norm(got - ref) <= tolerance * max(np.linalg.norm(ref), 1e-3), key
     assert grads[True][1] == pytest.approx(grads[False][1], rel=tolerance)
+
+
+def _host_kernels():
+    if fake_cuda.host_library() is None:
+        pytest.skip("no C++ compiler to build the kernels for this CPU")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_optimizer_kernels_are_the_cpu_updates_bit_for_bit(monkeypatch, name, dtype):
+    _host_kernels()
+    fake_cuda.install(monkeypatch, "host")
+    xp = cuda.array_module()
+    rng = np.random.default_rng(5)
+    theta = rng.normal(size=1001).astype(dtype)
+    on_cpu, on_device = get_optimizer(name, 3e-3), get_optimizer(name, 3e-3)
+    theta_device = xp.asarray(theta.copy())
+    for step in range(4):
+        grad = rng.normal(size=1001).astype(dtype)
+        on_cpu.t += 1
+        on_cpu.update("theta", theta, grad)  # the NumPy reference
+        on_device.step({"theta": theta_device}, {"theta": xp.asarray(grad)})
+        assert np.array_equal(to_numpy(theta_device), theta), step
+    for key, value in on_cpu.state.items():
+        assert np.array_equal(to_numpy(on_device.state[key]), value), key
+    assert ("adam", dtype) in fake_cuda.LAUNCHED or name not in ("adam", "nadam")
+
+
+KERNEL_CASES = ["gather", "softmax", "ce_grad", "soft_grad", "ce_loss", "soft_ce_loss", "se_loss", "se_label_loss",
+                "correct", "soft_correct", "backward"]
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype):
+    _host_kernels()
+    rng = np.random.default_rng(11)
+    rows, k = 13, 5
+    a = rng.normal(size=(rows, k)).astype(dtype) * 3
+    a[2, 1] = a[2, 3]  # a tie: the first maximum counts
+    y_hat = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, k, rows)
+    targets = rng.dirichlet(np.ones(k), rows).astype(dtype)
+    i64, f = np.int64, np.dtype(dtype).type
+    if case == "gather":
+        src, perm = rng.normal(size=(20, 3)).astype(dtype), rng.permutation(20).astype(i64)
+        name, n, args = "gather", 7 * 3, lambda: [src, perm, np.array([4], i64), i64(7), i64(3),
+                                                   np.zeros((7, 3), dtype)]
+    elif case == "softmax":
+        name, n, args = "softmax", rows, lambda: [a, np.zeros_like(a), i64(rows), i64(k)]
+    elif case == "ce_grad":
+        name, n, args = "ce_grad", rows * k, lambda: [y_hat, labels, np.zeros_like(a), i64(rows), i64(k), f(0.25)]
+    elif case == "soft_grad":
+        name, n, args = "soft_grad", rows * k, lambda: [y_hat, targets, np.zeros_like(a), i64(rows * k), f(0.25)]
+    elif case == "ce_loss":
+        name, n, args = "ce_loss", rows, lambda: [a, labels, i64(rows), i64(k), np.zeros(1)]
+    elif case == "soft_ce_loss":
+        name, n, args = "soft_ce_loss", rows, lambda: [a, targets, i64(rows), i64(k), np.zeros(1)]
+    elif case in ("se_loss", "se_label_loss"):
+        use = case == "se_label_loss"
+        name, n, args = "se_loss", rows, lambda: [y_hat, targets, labels, np.int32(use), i64(rows), i64(k),
+                                                  np.zeros(1)]
+    elif case in ("correct", "soft_correct"):
+        use = case == "correct"
+        name, n, args = "correct", rows, lambda: [y_hat, labels, targets, np.int32(use), i64(rows), i64(k),
+                                                  np.zeros(1, np.uint64)]
+    else:
+        h = np.tanh(a)
+        results = []
+        for kind in range(4):
+            for run in (fake_cuda.HostKernel("backward", dtype).run, fake_cuda.Transcribed(fake_cuda.KERNELS[
+                    "backward"]).run):
+                out = np.zeros_like(a)
+                run(a.size, (np.int32(kind), i64(a.size), a, h, y_hat.astype(dtype), out))
+                results.append(out)
+        for host, numpy_ in zip(results[::2], results[1::2]):
+            assert np.array_equal(host, numpy_)
+        return
+    host_args, numpy_args = args(), args()
+    fake_cuda.HostKernel(name, dtype).run(n, host_args)
+    fake_cuda.Transcribed(fake_cuda.KERNELS[name]).run(n, numpy_args)
+    rtol = 1e-6 if dtype == "float32" else 1e-13
+    for host, numpy_ in zip(host_args, numpy_args):
+        if isinstance(host, np.ndarray):
+            np.testing.assert_allclose(host, numpy_, rtol=rtol, atol=rtol)

@@ -219,7 +219,7 @@ FLOAT_KERNELS(float, f32, expf, sqrtf)
 FLOAT_KERNELS(double, f64, exp, sqrt)
 """
 
-OPTIONS = ("--fmad=false", "-std=c++11")
+OPTIONS = ("--fmad=false",)
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int64): "i64"}
 _THREADS = 256
@@ -237,6 +237,11 @@ def _kernel(name, dtype=None):
 def _contiguous(x):
     # The kernels index their arrays as C-contiguous; a view that is not (a column slice) is copied first.
     return x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+
+
+def _labels_or_targets(y, dtype):
+    # Labels as the kernels read them (int64), targets in the outputs' float type; copied only when they are not.
+    return _contiguous(y.astype(np.int64 if y.ndim == 1 else dtype, copy=False))
 
 
 def _launch(kernel, n, args):
@@ -283,7 +288,7 @@ def grad_softmax_cross_entropy(y_hat, y, out=None):
     """(y_hat - e(l)) / N, or (y_hat - y) / N for targets; as outputs.grad_softmax_cross_entropy."""
     if out is None:
         out = cupy.empty_like(y_hat)
-    (n, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _contiguous(y)
+    (n, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _labels_or_targets(y, y_hat.dtype)
     scale = _scalar(1.0 / n, y_hat.dtype)
     if y.ndim == 1:
         _launch(_kernel("ce_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n), np.int64(k), scale))
@@ -295,7 +300,7 @@ def grad_softmax_cross_entropy(y_hat, y, out=None):
 def add_loss(kind, a, y_hat, y, total):
     """Add the batch's summed loss to the float64 device scalar ``total``: kind 'cross_entropy' (from a_L) or
     'squared_error' (from y_hat), against labels (N,) or targets (N, k)."""
-    (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _contiguous(y)
+    (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _labels_or_targets(y, a.dtype)
     labels = y.ndim == 1
     if kind == "cross_entropy":
         name, args = ("ce_loss", (a, y)) if labels else ("soft_ce_loss", (a, y))
@@ -306,7 +311,7 @@ def add_loss(kind, a, y_hat, y, total):
 
 def add_correct(y_hat, y, total):
     """Add the rows whose largest output is at their label (or at the largest target) to the uint64 ``total``."""
-    (rows, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _contiguous(y)
+    (rows, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _labels_or_targets(y, y_hat.dtype)
     _rowwise("correct", y_hat.dtype, rows, (y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), total))
 
 
