@@ -172,11 +172,16 @@ class Graph:
 
 def _module():
     device = types.SimpleNamespace(id=0, synchronize=lambda: None)
+    def asarray(x, dtype=None, **kwargs):  # as CuPy's: a device array of that dtype is returned as it is
+        if isinstance(x, DeviceArray) and (dtype is None or np.dtype(dtype) == x.dtype) and not kwargs:
+            return x
+        return _allocating(np.asarray)(x, dtype, **kwargs)
+
     names = {name: _allocating(getattr(np, name)) for name in
-             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "asarray", "ascontiguousarray", "arange",
+             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ascontiguousarray", "arange",
               "matmul")}
     return types.SimpleNamespace(
-        ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
+        asarray=asarray, ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
         isfinite=lambda x: _wrap(np.isfinite(_base(x))),
         cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,
                                    get_current_stream=lambda: types.SimpleNamespace(ptr=1),

@@ -313,10 +313,10 @@ def test_fitting_epoch_by_epoch_reuses_the_captured_step_and_matches_one_fit(dev
     one, trainer, _ = train(device, "adam", epochs=3)
     net = ffnn.Network([64, 32, 10], seed=0, device=device)
     stepwise = Trainer(net, get_optimizer("adam", 1e-2), epochs=1, batch_size=64, seed=1, verbose=0)
-    y_device = net.xp.asarray(y)
+    X_device, y_device = net.xp.asarray(X), net.xp.asarray(y)
     for epochs in (1, 2, 3):
         stepwise.epochs = epochs
-        stepwise.fit(X, y_device)
+        stepwise.fit(X_device, y_device)
     assert stepwise.graph_steps == trainer.graph_steps
     np.testing.assert_allclose(to_numpy(net.theta), to_numpy(one.theta), rtol=1e-6, atol=1e-7)
 
@@ -325,7 +325,8 @@ def test_a_restored_step_count_reaches_the_device(device):
     X, y = digits()
     net = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=device)
     trainer = Trainer(net, get_optimizer("adam", 1e-2), epochs=1, batch_size=64, seed=1, verbose=0)
-    X, y_device = X.astype(np.float64), net.xp.asarray(y)  # the same arrays each time: the captured step is kept
+    X, y_device = net.xp.asarray(X.astype(np.float64)), net.xp.asarray(y)  # the same device arrays each time:
+    # the captured step is kept
     trainer.fit(X, y_device)
     state = trainer.state_dict()
     theta = to_numpy(net.theta).copy()
@@ -468,3 +469,20 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype):
     for host, numpy_ in zip(host_args, numpy_args):
         if isinstance(host, np.ndarray):
             np.testing.assert_allclose(host, numpy_, rtol=rtol, atol=rtol)
+
+
+def test_host_data_changed_between_fits_is_what_the_next_fit_uses(device):
+    X, y = digits()
+    X = X.astype(np.float64)
+    runs = []
+    for changed in (False, True):
+        net = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=device)
+        trainer = Trainer(net, get_optimizer("adam", 1e-2), epochs=1, batch_size=64, seed=1, verbose=0)
+        data = X.copy()
+        trainer.fit(data, y)
+        if changed:
+            data[:] = 1 - data  # in place: the same host array, other values
+        trainer.epochs = 2
+        trainer.fit(data, y)
+        runs.append(to_numpy(net.theta))
+    assert not np.allclose(runs[0], runs[1])

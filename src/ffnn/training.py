@@ -135,7 +135,7 @@ class Trainer:
         self.label_smoothing = float(label_smoothing)
         self._grad = staggered_zeros_like(net.theta)
         self._snapshot = None
-        self._device_run = None     # (data key, _DeviceBatches, the data) of the last fit on a GPU
+        self._device_run = None     # the _DeviceBatches of the last fit on a GPU
         self.graph_steps = 0        # steps replayed from a captured CUDA graph (device 'cuda')
         self.capture_error = None   # why a step could not be captured, if it could not
 
@@ -198,17 +198,20 @@ class Trainer:
         on_device = xp is not np
         if not on_device:
             s = _Batches(self, X, y, n)
-        else:  # kept for the next fit on the same data, with its captured step
-            key = (id(X), id(y), id(rows), n)
-            if self._device_run is None or self._device_run[0] != key:
+        else:  # kept, with its captured step, for the next fit on the same device arrays (not on copies of host
+            # arrays, which could have changed since)
+            run = self._device_run
+            if run is None or not (run.X is X and run.y is y and run.rows is rows and run.n == n):
                 self._device_run = None  # its buffers go before the new ones are made
-                self._device_run = (key, _DeviceBatches(self, X, y, n), X, y, rows)
-            s = self._device_run[1]
+                self._device_run = _DeviceBatches(self, X, y, n)
+                self._device_run.rows = rows
+            s = self._device_run
+            xp.cuda.Device().synchronize()  # what other streams wrote (the weights, say) is in place first
         run_epoch = self._device_epoch if on_device else self._host_epoch
         self.stop_training = False
 
         # A diverging loss is caught and reported below; NumPy's overflow warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore"), s.stream:
+        with np.errstate(over="ignore", invalid="ignore"), s.stream, _synchronized(s.stream if on_device else None):
             while self.epoch < self.epochs and not self.stop_training:
                 epoch = self.epoch + 1
                 self.optimizer.learning_rate = self.base_learning_rate * self.schedule.rate(self.epoch)
@@ -386,6 +389,16 @@ class Trainer:
                              f"restoring the weights of epoch {row['epoch'] - self.wait}")
 
 
+@contextlib.contextmanager
+def _synchronized(stream):
+    """Wait for ``stream``'s work on the way out (the caller reads the weights on another stream)."""
+    try:
+        yield
+    finally:
+        if stream is not None:
+            stream.synchronize()
+
+
 class _Batches:
     """The arrays one run of the CPU training loop reuses for every batch."""
 
@@ -415,7 +428,6 @@ class _DeviceBatches(_Batches):
         if not cuda.is_array(X):  # a ScaledBytes, say: its floats
             X = xp.asarray(np.asarray(X, net.dtype))
         y = xp.asarray(y, np.int64 if y.ndim == 1 else net.dtype)
-        xp.cuda.Device().synchronize()  # what was written on other streams is in place before this one starts
         self.stream = xp.cuda.Stream(non_blocking=True)
         with self.stream:
             super().__init__(trainer, X, y, n)
