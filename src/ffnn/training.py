@@ -14,15 +14,13 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import cuda
+from . import cuda, outputs
 from .activations import ACTIVATIONS
 from .arrays import staggered_zeros_like, take_rows
 from .errors import ConfigError, DataError, TrainingDiverged
 from .fsutil import write_text
 from .kernels import count_correct
 from .optimizers import Optimizer, _own_kernel, get_optimizer
-from .outputs import cross_entropy, grad_linear_squared_error, grad_softmax_cross_entropy, linear, softmax, \
-    squared_error
 from .schedules import get_schedule
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -203,8 +201,7 @@ class Trainer:
             run = self._device_run
             if run is None or not (run.X is X and run.y is y and run.rows is rows and run.n == n):
                 self._device_run = None  # its buffers go before the new ones are made
-                self._device_run = _DeviceBatches(self, X, y, n)
-                self._device_run.rows = rows
+                self._device_run = _DeviceBatches(self, X, y, n, rows)
             s = self._device_run
             xp.cuda.Device().synchronize()  # what other streams wrote (the weights, say) is in place first
         run_epoch = self._device_epoch if on_device else self._host_epoch
@@ -423,8 +420,9 @@ class _DeviceBatches(_Batches):
     """The same on a GPU, plus the training set, its row order and the running totals on the device, and the
     captured step."""
 
-    def __init__(self, trainer, X, y, n):
+    def __init__(self, trainer, X, y, n, rows):
         net, xp = trainer.net, trainer.net.xp
+        self.rows = rows
         if not cuda.is_array(X):  # a ScaledBytes, say: its floats
             X = xp.asarray(np.asarray(X, net.dtype))
         y = xp.asarray(y, np.int64 if y.ndim == 1 else net.dtype)
@@ -436,12 +434,12 @@ class _DeviceBatches(_Batches):
             self.loss_total = xp.zeros(1, np.float64)
             self.correct_total = xp.zeros(1, np.uint64)
         layer, opt = net.output_layer, trainer.optimizer
-        self.builtin_loss = layer.loss in (cross_entropy, squared_error)
+        self.builtin_loss = layer.loss in (outputs.cross_entropy, outputs.squared_error)
         self.graph, self.graphs, self.graph_key = None, None, None  # one step, STEPS_PER_GRAPH steps
         self.capturable = bool(
             cuda.GRAPHS and self.builtin_loss
-            and layer.grad_a in (grad_softmax_cross_entropy, grad_linear_squared_error)
-            and layer.O in (softmax, linear) and not net.dropout
+            and layer.grad_a in (outputs.grad_softmax_cross_entropy, outputs.grad_linear_squared_error)
+            and layer.O in (outputs.softmax, outputs.linear) and not net.dropout
             and ACTIVATIONS.get(net.activation.name) is net.activation
             and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))
 
