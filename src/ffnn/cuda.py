@@ -222,6 +222,7 @@ FLOAT_KERNELS(double, f64, exp, sqrt)
 OPTIONS = ("--fmad=false",)
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int64): "i64"}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _THREADS = 256
 
 
@@ -303,7 +304,7 @@ def add_loss(kind, a, y_hat, y, total):
     (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _labels_or_targets(y, a.dtype)
     labels = y.ndim == 1
     if kind == "cross_entropy":
-        name, args = ("ce_loss", (a, y)) if labels else ("soft_ce_loss", (a, y))
+        name, args = ("ce_loss" if labels else "soft_ce_loss"), (a, y)
     else:
         name, args = "se_loss", (y_hat, y, y, np.int32(labels))  # y stands in for the pointer not read
     _rowwise(name, a.dtype, rows, (*args, np.int64(rows), np.int64(k), total))
@@ -338,17 +339,18 @@ def backward(kind, a, h, grad_h, out):
     return True
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+def _adam_scalars(o):
+    return o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.epsilon, o.learning_rate
 
-# Each rule's state slots and its scalars (as the rule's ``fused`` method passes them to the CPU kernels).
+
+# Each rule's kernel, state slots and scalars (as the rule's ``fused`` method passes them to the CPU kernels).
 OPTIMIZER_KERNELS = {
     "sgd": ("sgd", (), lambda o: (o.learning_rate,)),
     "momentum": ("momentum", ("u",), lambda o: (o.momentum, o.learning_rate)),
     "nag": ("nag", ("u",), lambda o: (o.momentum, o.learning_rate)),
     "rmsprop": ("rmsprop", ("v",), lambda o: (o.beta, 1 - o.beta, o.epsilon, o.learning_rate)),
-    "adam": ("adam", ("m", "v"), lambda o: (o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.epsilon, o.learning_rate)),
-    "nadam": ("adam", ("m", "v"), lambda o: (o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.epsilon,
-                                             o.learning_rate)),
+    "adam": ("adam", ("m", "v"), _adam_scalars),
+    "nadam": ("adam", ("m", "v"), _adam_scalars),  # the same kernel, with its Nesterov flag set
 }
 
 
