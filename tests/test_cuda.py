@@ -281,6 +281,7 @@ def test_accuracy_on_the_device_matches_the_cpu_run_in_float32(device):
     assert accuracies[0] > 0.85 and abs(accuracies[1] - accuracies[0]) <= 0.01
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 4 epochs, on purpose
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_the_estimators_train_on_the_device_as_on_the_cpu(device, early_stopping):
     from ffnn.estimators import FFNNClassifier, FFNNRegressor
