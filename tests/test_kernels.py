@@ -168,3 +168,15 @@ def test_the_store_policy_probes_both_kinds_of_store_for_large_updates_and_can_b
     assert kernels.compiled.store_policy("auto")["setting"] == "auto"
     with pytest.raises(ValueError, match="'auto', 'ordinary' or 'streaming'"):
         kernels.compiled.store_policy("sometimes")
+
+
+def test_backward_falls_back_for_read_only_or_float16_arrays(monkeypatch):
+    if kernels.compiled is None:
+        pytest.skip("ffnn was built without its C extension")
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    a, h, grad_h = (np.full((4, 3), v, np.float32) for v in (0.5, 0.25, 2.0))
+    out = np.empty_like(a)
+    h.flags.writeable = False
+    assert kernels.backward(0, a, h, grad_h, out) is False
+    half = [x.astype(np.float16) for x in (a, a, grad_h, out)]
+    assert kernels.backward(0, *half) is False

@@ -54,14 +54,15 @@ def backward(kind, a, h, grad_h, out):
     """``out = grad_h * g'(a)`` in one compiled pass for the built-in g' numbered ``kind`` (0 tanh, 1 logistic,
     2 relu, 3 identity); False where that does not apply (``kind`` None, or arrays the kernel does not take), and
     the caller then computes g'(a) and the product with NumPy, which gives the same numbers."""
-    arrays = (a, h, grad_h, out)
-    if type(out) is not np.ndarray and cuda.is_array(out):
-        return kind is not None and cuda.backward(kind, a, h, grad_h, out)
-    if not (ENABLED and kind is not None and all(type(x) is np.ndarray for x in arrays)
-            and all(x.dtype == out.dtype and x.shape == out.shape and x.flags.c_contiguous
-                    and x.flags.writeable for x in arrays) and out.dtype in (np.float32, np.float64)):
+    if type(out) is not np.ndarray:
+        return kind is not None and cuda.is_array(out) and cuda.backward(kind, a, h, grad_h, out)
+    if not (ENABLED and kind is not None and type(a) is type(h) is type(grad_h) is np.ndarray
+            and a.shape == h.shape == grad_h.shape == out.shape):
         return False
-    compiled.backward(kind, a, h, grad_h, out)
+    try:  # the kernel takes C-contiguous, writable float32 or float64 arrays of one dtype, and says when it cannot
+        compiled.backward(kind, a, h, grad_h, out)
+    except (TypeError, ValueError, BufferError):
+        return False
     return True
 
 

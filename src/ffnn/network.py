@@ -122,6 +122,7 @@ class Network:
         self.dropout = float(dropout)
         self.device = device
         self.xp = get_array_module(device)
+        self._matmul = np.matmul if self.xp is np else matmul  # on a GPU, products a CUDA graph can capture
         self.L = len(self.sizes) - 1
         self.n_weights = sum(n_out * n_in for n_in, n_out in zip(self.sizes, self.sizes[1:]))
         self.n_params = self.n_weights + sum(self.sizes[1:])
@@ -187,7 +188,7 @@ class Network:
         if cache is None:
             X = self._check_X(X)
             cache = self.new_cache(X.shape[0])
-        a, h, passed, g, L = cache.a, cache.h, cache.passed, self.activation.g, self.L
+        a, h, passed, g, L, matmul = cache.a, cache.h, cache.passed, self.activation.g, self.L, self._matmul
         cache.dropout = bool(self.dropout and rng is not None)
         h[0] = passed[0] = X
         for k in range(1, L + 1):
@@ -230,14 +231,17 @@ class Network:
         if out is None:
             out = self.xp.empty(self.n_params, self.dtype)
         if self._grad_views is None or self._grad_views[0] is not out:  # the training loop passes one buffer
-            self._grad_views = (out, self.views(out))
-        grads = self._grad_views[1]
-        a, h, grad_a, grad_h, L = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L
+            views = self.views(out)
+            # per layer, the views the products write: grad_Wk^T (W_k's column-major block) and grad_bk as a row
+            self._grad_views = (out, views, [None] + [(views[f"W{k}"].T, views[f"b{k}"][None])
+                                                      for k in range(1, self.L + 1)])
+        _, grads, written = self._grad_views
+        a, h, grad_a, grad_h, L, matmul = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L, self._matmul
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
-            # grad_Wk = grad_ak h_{k-1}^T, written as its transpose into W_k's column-major block
-            matmul(cache.passed[k - 1].T, grad_a[k], out=grads[f"W{k}"].T)
-            matmul(cache.ones, grad_a[k], out=grads[f"b{k}"][None])  # grad_bk = grad_ak, summed over rows
+            grad_WkT, grad_bk = written[k]
+            matmul(cache.passed[k - 1].T, grad_a[k], out=grad_WkT)  # grad_Wk = grad_ak h_{k-1}^T, as its transpose
+            matmul(cache.ones, grad_a[k], out=grad_bk)              # grad_bk = grad_ak, summed over rows
             if k > 1:
                 matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
                 if cache.dropout:

@@ -261,7 +261,7 @@ class Trainer:
             m = idx.shape[0]
             cache, xb, yb = s.caches[m], s.X_buf[:m], s.y_buf[:m]
             take_rows(s.X, idx, out=xb)
-            np.take(s.y, idx, axis=0, out=yb)
+            s.y.take(idx, axis=0, out=yb)
             y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
             loss = net.loss(cache, yb)
             if not math.isfinite(loss):
