@@ -183,7 +183,9 @@ def _module():
     return types.SimpleNamespace(
         asarray=asarray, ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
         isfinite=lambda x: _wrap(np.isfinite(_base(x))),
+        __version__="(emulated)",
         cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,
+                                   runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"name": b"Emulated"}),
                                    get_current_stream=lambda: types.SimpleNamespace(ptr=1),
                                    device=types.SimpleNamespace(get_cublas_handle=lambda: None)),
         **names)

@@ -350,8 +350,11 @@ def test_ffnn_train_on_the_device_matches_the_cpu_run(device, tmp_path, capsys):
     for dev in ("cpu", device):
         out = tmp_path / dev
         flags = ["-d", "digits", "-e", "3", "-b", "32", "-nhl", "1", "-sz", "32", "--dtype", "float64", "--seed", "0",
-                 "--val-fraction", "0.1", "-q", "--output-dir", str(out), "--device", dev]
+                 "--val-fraction", "0.1", "--output-dir", str(out), "--device", dev]
         assert cli.main(["train", *flags]) == 0, capsys.readouterr().err
+        if dev != "cpu":
+            assert re.search(r"training: .*, float64, GPU .+ through CuPy .+, steps replayed as CUDA graphs",
+                             capsys.readouterr().out)
         (run,) = out.iterdir()
         summaries.append(json.loads((run / "summary.json").read_text()))
         history = (run / "history.csv").read_text()

@@ -52,6 +52,14 @@ def array_module():
     return cupy
 
 
+def describe():
+    """One line on the GPU in use, for run logs."""
+    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    name = name.decode() if isinstance(name, bytes) else name
+    return f"GPU {name} through CuPy {cupy.__version__}, " + (
+        "steps replayed as CUDA graphs" if GRAPHS else "every step eager (FFNN_NO_GRAPHS)")
+
+
 def is_array(x):
     """Whether ``x`` is a CuPy array (False whenever CuPy has not been loaded by ffnn)."""
     return cupy is not None and isinstance(x, cupy.ndarray)

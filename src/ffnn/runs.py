@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import data, kernels
+from . import cuda, data, kernels
 from .config import TrainConfig
 from .errors import ConfigError, TrainingDiverged
 from .fsutil import write_text
@@ -171,7 +171,8 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
                                                                    for k in optimizer.hyperparameters])
         log(f"training: {optimizer.name} ({settings}), {config.lr_schedule} schedule, batch {config.batch_size}, "
             f"{config.epochs} epochs, {net.dtype.name}, "
-            + ("compiled kernels" if kernels.ENABLED else "NumPy only (ffnn's C extension is not in use)")
+            + (cuda.describe() if cuda.is_array(net.theta) else "compiled kernels" if kernels.ENABLED
+               else "NumPy only (ffnn's C extension is not in use)")
             + (f"; resuming after epoch {trainer.epoch}" if resume else ""))
     status, message = "completed", ""
     guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
