@@ -367,6 +367,7 @@ def _kernel(name, dtype=None):
 
 
 def _launch(kernel, n, args):
+    _device_only(args)  # a kernel cannot read host memory
     args = tuple(_base(a) for a in args)
     for a in args:  # the kernels index their arrays as C-contiguous
         if isinstance(a, np.ndarray) and not a.flags.c_contiguous:

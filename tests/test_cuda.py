@@ -490,3 +490,18 @@ def test_host_data_changed_between_fits_is_what_the_next_fit_uses(device):
         trainer.fit(data, y)
         runs.append(to_numpy(net.theta))
     assert not np.allclose(runs[0], runs[1])
+
+
+def test_a_run_on_the_device_resumes_from_its_checkpoint_to_the_uninterrupted_weights(device, tmp_path, capsys):
+    from ffnn import cli
+    from ffnn.io import load_network
+
+    flags = ["-d", "digits", "-b", "32", "-nhl", "1", "-sz", "16", "--dtype", "float64", "--seed", "0", "-q",
+             "--device", device, "-o", "adam"]
+    assert cli.main(["train", *flags, "-e", "3", "--output-dir", str(tmp_path / "whole")]) == 0
+    assert cli.main(["train", *flags, "-e", "1", "--output-dir", str(tmp_path / "parts")]) == 0
+    (run,) = (tmp_path / "parts").iterdir()
+    assert cli.main(["train", "--resume", str(run), "-e", "3", "-q"]) == 0, capsys.readouterr().err
+    (whole,) = (tmp_path / "whole").iterdir()
+    np.testing.assert_allclose(load_network(run / "model.safetensors").theta,
+                               load_network(whole / "model.safetensors").theta, rtol=1e-12, atol=1e-14)

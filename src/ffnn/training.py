@@ -152,7 +152,9 @@ class Trainer:
         self.best_loss = float(state["best_loss"])
         self.wait = int(state["wait"])
         self.history = History(state["history"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        optimizer = dict(state["optimizer"])  # its arrays on the network's device (a checkpoint holds NumPy ones)
+        optimizer["arrays"] = {k: self.net.xp.asarray(v) for k, v in optimizer["arrays"].items()}
+        self.optimizer.load_state_dict(optimizer)
         self.schedule.load_state_dict(state.get("schedule", {}))
         self.base_learning_rate = float(state.get("base_learning_rate", self.base_learning_rate))
         best = state.get("best_theta")
