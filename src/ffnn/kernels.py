@@ -6,7 +6,7 @@ converted to floats for :class:`ffnn.arrays.ScaledBytes`), ``grad_h * g'(a)`` in
 activations, and the count of correct predictions. Each does exactly what the NumPy code beside its use does, in
 the same order and precision, so results are bit-identical with or without it (the tests check it); the NumPy code
 is the reference and the fallback. ``FFNN_NO_KERNELS=1`` turns them off. For CuPy arrays (device 'cuda') the same
-entry points, and ``matmul``, dispatch to :mod:`ffnn.cuda`.
+entry points dispatch to :mod:`ffnn.cuda`.
 
 Large writes (parameter updates and batches of 256 KiB or more) use streaming stores while those are at least
 twice as fast as ordinary ones, as happens when the lines were last read by BLAS on another core of a machine whose
@@ -26,14 +26,6 @@ except ImportError:  # built without a C compiler: the NumPy code gives the same
     compiled = None
 
 ENABLED = compiled is not None and not os.environ.get("FFNN_NO_KERNELS")
-
-
-def matmul(a, b, out):
-    """``out = a @ b``: NumPy's matmul, or cuBLAS through :func:`ffnn.cuda.gemm` for CuPy arrays (which a CUDA graph
-    can capture, where CuPy's own matmul cannot be)."""
-    if type(out) is np.ndarray or not cuda.is_array(out):
-        return np.matmul(a, b, out=out)
-    return cuda.gemm(a, b, out)
 
 
 def take_rows(X, rows, out):
