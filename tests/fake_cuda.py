@@ -199,10 +199,10 @@ def _take(X, rows, out):
 
 # -- the kernels of ffnn.cuda.SOURCE, in NumPy --------------------------------------------------------------------
 
-def _gather(src, perm, offset, count, width, out):
-    start = int(offset[0])
-    rows = perm[start:start + count]
-    out.reshape(-1)[:count * width] = src.reshape(-1, width)[rows].reshape(-1)
+def _batch_rows(X, width, x, Y, y_words, y, perm, offset, count):
+    rows = perm[int(offset[0]):int(offset[0]) + count]
+    x.reshape(-1)[:count * width] = X.reshape(-1, width)[rows].reshape(-1)
+    y.reshape(-1).view(np.uint32)[:count * y_words] = Y.reshape(-1).view(np.uint32).reshape(-1, y_words)[rows].ravel()
 
 
 def _softmax(a, out, rows, k):
@@ -226,21 +226,20 @@ def _lse(a):
     return np.log(np.exp(a - top).sum(axis=1)) + top[:, 0]
 
 
-def _ce_loss(a, labels, rows, k, total):
-    total[0] += (_lse(a) - a[np.arange(rows), labels].astype(np.float64)).sum()
-
-
-def _soft_ce_loss(a, y, rows, k, total):
-    total[0] += (y.astype(np.float64) * (_lse(a)[:, None] - a.astype(np.float64))).sum()
-
-
-def _se_loss(y_hat, y, labels, use_labels, rows, k, total):
-    target = np.eye(k)[labels] if use_labels else y.astype(np.float64)
-    total[0] += ((y_hat.astype(np.float64) - target) ** 2).sum()
-
-
-def _correct(y_hat, labels, y, use_labels, rows, k, total):
-    total[0] += int((y_hat.argmax(axis=1) == (labels if use_labels else y.argmax(axis=1))).sum())
+def _batch_totals(kind, a, y_hat, labels, targets, use_labels, rows, k, loss, correct, count, offset, advance):
+    targets = None if use_labels else targets
+    if kind == 0:
+        if use_labels:
+            loss[0] += (_lse(a) - a[np.arange(rows), labels].astype(np.float64)).sum()
+        else:
+            loss[0] += (targets.astype(np.float64) * (_lse(a)[:, None] - a.astype(np.float64))).sum()
+    elif kind == 1:
+        target = np.eye(k)[labels] if use_labels else targets.astype(np.float64)
+        loss[0] += ((y_hat.astype(np.float64) - target) ** 2).sum()
+    if count:
+        correct[0] += int((y_hat.argmax(axis=1) == (labels if use_labels else targets.argmax(axis=1))).sum())
+    if advance:
+        offset[0] += advance
 
 
 def _backward(kind, n, a, h, gh, out):
@@ -306,7 +305,7 @@ static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long 
     unsigned long long old = *p; *p = old + v; return old;
 }
 """
-ROWWISE = {"softmax", "ce_loss", "soft_ce_loss", "se_loss", "correct"}
+ROWWISE = {"softmax", "batch_totals"}
 _CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctypes.c_double,
            np.float32: ctypes.c_float}
 
@@ -351,10 +350,9 @@ class Transcribed:
         self.fn(*args)
 
 
-KERNELS = {"gather": _gather, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
-           "ce_loss": _ce_loss, "soft_ce_loss": _soft_ce_loss, "se_loss": _se_loss, "correct": _correct,
-           "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag, "rmsprop": _rmsprop,
-           "adam": _adam, "add_to": _add_to}
+KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
+           "batch_totals": _batch_totals, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
+           "rmsprop": _rmsprop, "adam": _adam, "add_to": _add_to}
 LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run
 
 

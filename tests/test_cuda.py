@@ -100,8 +100,7 @@ def test_the_kernels_compile_and_define_every_kernel_the_code_launches():
         pytest.skip(f"NVRTC is not usable here: {exc}")
     ptx = nvrtc.getPTX(program).decode()
     entries = set(re.findall(r"\.entry\s+(\w+)\(", ptx))
-    expected = {"add_to"} | {f"gather_{s}" for s in ("f32", "f64", "i64")} | {
-        f"{name}_{s}" for name in fake_cuda.KERNELS if name not in ("add_to", "gather") for s in ("f32", "f64")}
+    expected = {"add_to"} | {f"{name}_{s}" for name in fake_cuda.KERNELS if name != "add_to" for s in ("f32", "f64")}
     assert expected <= entries, expected - entries
 
 
@@ -416,8 +415,8 @@ def test_the_optimizer_kernels_are_the_cpu_updates_bit_for_bit(monkeypatch, name
     assert ("adam", dtype) in fake_cuda.LAUNCHED or name not in ("adam", "nadam")
 
 
-KERNEL_CASES = ["gather", "softmax", "ce_grad", "soft_grad", "ce_loss", "soft_ce_loss", "se_loss", "se_label_loss",
-                "correct", "soft_correct", "backward"]
+KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "ce_grad", "soft_grad", "ce_loss",
+                "soft_ce_loss", "se_loss", "se_label_loss", "correct_only", "soft_correct", "backward"]
 
 
 @pytest.mark.parametrize("case", KERNEL_CASES)
@@ -431,29 +430,27 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype):
     y_hat = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
     labels = rng.integers(0, k, rows)
     targets = rng.dirichlet(np.ones(k), rows).astype(dtype)
-    i64, f = np.int64, np.dtype(dtype).type
-    if case == "gather":
-        src, perm = rng.normal(size=(20, 3)).astype(dtype), rng.permutation(20).astype(i64)
-        name, n, args = "gather", 7 * 3, lambda: [src, perm, np.array([4], i64), i64(7), i64(3),
-                                                   np.zeros((7, 3), dtype)]
+    i64, i32, f = np.int64, np.int32, np.dtype(dtype).type
+    if case.startswith("batch_rows"):
+        X, perm = rng.normal(size=(20, 3)).astype(dtype), rng.permutation(20).astype(i64)
+        Y = rng.integers(0, 9, 20) if case.endswith("labels") else rng.normal(size=(20, 2)).astype(dtype)
+        words = (Y.shape[1] if Y.ndim == 2 else 1) * Y.itemsize // 4
+        name, n, args = "batch_rows", 7 * (3 + words), lambda: [
+            X, i64(3), np.zeros((7, 3), dtype), Y, i64(words), np.zeros((7,) + Y.shape[1:], Y.dtype), perm,
+            np.array([4], i64), i64(7)]
     elif case == "softmax":
         name, n, args = "softmax", rows, lambda: [a, np.zeros_like(a), i64(rows), i64(k)]
     elif case == "ce_grad":
         name, n, args = "ce_grad", rows * k, lambda: [y_hat, labels, np.zeros_like(a), i64(rows), i64(k), f(0.25)]
     elif case == "soft_grad":
         name, n, args = "soft_grad", rows * k, lambda: [y_hat, targets, np.zeros_like(a), i64(rows * k), f(0.25)]
-    elif case == "ce_loss":
-        name, n, args = "ce_loss", rows, lambda: [a, labels, i64(rows), i64(k), np.zeros(1)]
-    elif case == "soft_ce_loss":
-        name, n, args = "soft_ce_loss", rows, lambda: [a, targets, i64(rows), i64(k), np.zeros(1)]
-    elif case in ("se_loss", "se_label_loss"):
-        use = case == "se_label_loss"
-        name, n, args = "se_loss", rows, lambda: [y_hat, targets, labels, np.int32(use), i64(rows), i64(k),
-                                                  np.zeros(1)]
-    elif case in ("correct", "soft_correct"):
-        use = case == "correct"
-        name, n, args = "correct", rows, lambda: [y_hat, labels, targets, np.int32(use), i64(rows), i64(k),
-                                                  np.zeros(1, np.uint64)]
+    elif case != "backward":  # the totals: loss kind, labels or targets, counting or not; the offset moves by 7
+        kind = {"ce_loss": 0, "soft_ce_loss": 0, "se_loss": 1, "se_label_loss": 1}.get(case, 2)
+        use = case in ("ce_loss", "se_label_loss", "correct_only")
+        y = labels if use else targets
+        name, n, args = "batch_totals", rows, lambda: [
+            i32(kind), a, y_hat, y, y, i32(use), i64(rows), i64(k), np.zeros(1), np.zeros(1, np.uint64),
+            i32(case in ("correct_only", "soft_correct", "ce_loss")), np.array([3], i64), i64(7)]
     else:
         h = np.tanh(a)
         results = []
@@ -473,6 +470,8 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype):
     for host, numpy_ in zip(host_args, numpy_args):
         if isinstance(host, np.ndarray):
             np.testing.assert_allclose(host, numpy_, rtol=rtol, atol=rtol)
+    if name == "batch_totals":
+        assert host_args[11][0] == 10 and (host_args[8][0] > 0) == (case not in ("correct_only", "soft_correct"))
 
 
 def test_host_data_changed_between_fits_is_what_the_next_fit_uses(device):

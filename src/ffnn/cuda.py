@@ -78,20 +78,27 @@ extern "C" __global__ void add_to(long long *p, long long v)
     if (blockIdx.x == 0 && threadIdx.x == 0) p[0] += v;
 }
 
-#define GATHER(T, S)                                                                                             \
-extern "C" __global__ void gather_##S(const T *__restrict__ src, const long long *__restrict__ perm,             \
-                                      const long long *__restrict__ offset, long long count, long long width,   \
-                                      T *__restrict__ out)                                                       \
+/* A mini-batch in one launch: out rows i of x and y are rows perm[offset + i] of X and Y. y's rows are copied as
+   32-bit words (labels are int64, targets float32 or float64), so one kernel serves every kind of y. */
+#define BATCH_ROWS(T, S)                                                                                         \
+extern "C" __global__ void batch_rows_##S(const T *__restrict__ X, long long width, T *__restrict__ x,           \
+                                          const unsigned *__restrict__ Y, long long y_words,                    \
+                                          unsigned *__restrict__ y, const long long *__restrict__ perm,         \
+                                          const long long *__restrict__ offset, long long count)                \
 {                                                                                                                \
-    const long long start = offset[0];                                                                           \
-    ELEMENTS(count * width) {                                                                                    \
-        long long r = i / width;                                                                                 \
-        out[i] = src[perm[start + r] * width + (i - r * width)];                                                 \
+    const long long start = offset[0], nx = count * width;                                                      \
+    ELEMENTS(nx + count * y_words) {                                                                             \
+        if (i < nx) {                                                                                            \
+            long long r = i / width;                                                                             \
+            x[i] = X[perm[start + r] * width + (i - r * width)];                                                 \
+        } else {                                                                                                 \
+            long long j = i - nx, r = j / y_words;                                                               \
+            y[j] = Y[perm[start + r] * y_words + (j - r * y_words)];                                             \
+        }                                                                                                        \
     }                                                                                                            \
 }
-GATHER(float, f32)
-GATHER(double, f64)
-GATHER(long long, i64)
+BATCH_ROWS(float, f32)
+BATCH_ROWS(double, f64)
 
 #define FLOAT_KERNELS(T, S, EXP, SQRT)                                                                           \
 /* y_hat = softmax(a), row by row: exp(a - max) / sum */                                                         \
@@ -118,9 +125,10 @@ extern "C" __global__ void soft_grad_##S(const T *y_hat, const T *y, T *out, lon
 {                                                                                                                \
     ELEMENTS(n) out[i] = (y_hat[i] - y[i]) * scale;                                                              \
 }                                                                                                                \
-/* Sums over the rows of a batch, in double: -log y_hat[label] from a_L (log-sum-exp), sum_j y_j (lse - a_j),    \
-   sum_j (y_hat_j - y_j)^2 against targets or e(l), and the rows whose largest output is at the label (the      \
-   first maximum, a NaN counting as one, as NumPy's argmax). */                                                  \
+/* A batch's totals, row by row, added in double: the loss (kind 0 cross-entropy from a_L by log-sum-exp,           \
+   -log y_hat[label] or sum_j y_j (lse - a_j); kind 1 squared error sum_j (y_hat_j - y_j)^2 against targets or    \
+   e(l); kind 2 none), the rows whose largest output is at the label or at the largest target (the first        \
+   maximum, a NaN counting as one, as NumPy's argmax), and, from row 0, the batch offset of the training loop. */ \
 __device__ double lse_##S(const T *x, long long k)                                                               \
 {                                                                                                                \
     double top = x[0];                                                                                           \
@@ -136,37 +144,29 @@ __device__ long long argmax_##S(const T *x, long long k)                        
         if (x[j] != x[j] || x[j] > x[best]) best = j;                                                            \
     return best;                                                                                                 \
 }                                                                                                                \
-extern "C" __global__ void ce_loss_##S(const T *a, const long long *labels, long long rows, long long k,         \
-                                       double *total)                                                            \
+extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat, const long long *labels,       \
+                                            const T *targets, int use_labels, long long rows, long long k,       \
+                                            double *loss, unsigned long long *correct, int count,               \
+                                            long long *offset, long long advance)                                \
 {                                                                                                                \
     ROW                                                                                                          \
-    atomicAdd(total, lse_##S(a + r * k, k) - (double)a[r * k + labels[r]]);                                      \
-}                                                                                                                \
-extern "C" __global__ void soft_ce_loss_##S(const T *a, const T *y, long long rows, long long k, double *total)  \
-{                                                                                                                \
-    ROW                                                                                                          \
-    double lse = lse_##S(a + r * k, k), s = 0;                                                                   \
-    for (long long j = 0; j < k; j++) s += (double)y[r * k + j] * (lse - (double)a[r * k + j]);                  \
-    atomicAdd(total, s);                                                                                         \
-}                                                                                                                \
-extern "C" __global__ void se_loss_##S(const T *y_hat, const T *y, const long long *labels, int use_labels,    \
-                                       long long rows, long long k, double *total)                               \
-{                                                                                                                \
-    ROW                                                                                                          \
+    const T *x = a + r * k, *p = y_hat + r * k, *t = targets + r * k;                                            \
     double s = 0;                                                                                                \
-    for (long long j = 0; j < k; j++) {                                                                          \
-        double target = use_labels ? (double)(labels[r] == j) : (double)y[r * k + j];                            \
-        double d = (double)y_hat[r * k + j] - target;                                                            \
-        s += d * d;                                                                                              \
+    if (kind == 0) {                                                                                             \
+        double lse = lse_##S(x, k);                                                                              \
+        if (use_labels)                                                                                          \
+            s = lse - (double)x[labels[r]];                                                                      \
+        else                                                                                                     \
+            for (long long j = 0; j < k; j++) s += (double)t[j] * (lse - (double)x[j]);                          \
+    } else if (kind == 1) {                                                                                      \
+        for (long long j = 0; j < k; j++) {                                                                      \
+            double d = (double)p[j] - (use_labels ? (double)(labels[r] == j) : (double)t[j]);                    \
+            s += d * d;                                                                                          \
+        }                                                                                                        \
     }                                                                                                            \
-    atomicAdd(total, s);                                                                                         \
-}                                                                                                                \
-extern "C" __global__ void correct_##S(const T *y_hat, const long long *labels, const T *y, int use_labels,    \
-                                       long long rows, long long k, unsigned long long *total)                   \
-{                                                                                                                \
-    ROW                                                                                                          \
-    long long label = use_labels ? labels[r] : argmax_##S(y + r * k, k);                                         \
-    if (argmax_##S(y_hat + r * k, k) == label) atomicAdd(total, 1ULL);                                           \
+    if (kind != 2) atomicAdd(loss, s);                                                                           \
+    if (count && argmax_##S(p, k) == (use_labels ? labels[r] : argmax_##S(t, k))) atomicAdd(correct, 1ULL);       \
+    if (r == 0 && advance) offset[0] += advance;                                                                 \
 }                                                                                                                \
 /* grad_a = grad_h * g'(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as activations.py computes g') */            \
 extern "C" __global__ void backward_##S(int kind, long long n, const T *a, const T *h, const T *gh, T *out)      \
@@ -229,7 +229,7 @@ FLOAT_KERNELS(double, f64, exp, sqrt)
 
 OPTIONS = ("--fmad=false",)
 
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int64): "i64"}
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _THREADS = 256
 
@@ -262,17 +262,14 @@ def _scalar(x, dtype):
     return np.dtype(dtype).type(x)
 
 
-def _rowwise(name, dtype, rows, args):
-    _launch(_kernel(name, dtype), rows, args)
-
-
-def gather(src, perm, offset, out):
-    """``out[i] = src[perm[offset + i]]`` for the rows of ``out`` (``offset`` a one-element int64 device array)."""
-    width = math.prod(src.shape[1:])
-    count = out.shape[0]
-    _launch(_kernel("gather", src.dtype), count * width,
-            (src, perm, offset, np.int64(count), np.int64(width), out))
-    return out
+def batch_rows(X, Y, perm, offset, x, y):
+    """Rows ``perm[offset + i]`` of X and Y into the rows i of ``x`` and ``y`` (``offset`` a one-element int64 device
+    array), in one launch. Y holds int64 labels or targets of X's float type."""
+    count, width = x.shape[0], math.prod(X.shape[1:])
+    y_words = math.prod(Y.shape[1:]) * Y.itemsize // 4
+    _launch(_kernel("batch_rows", X.dtype), count * (width + y_words),
+            (X, np.int64(width), x, Y, np.int64(y_words), y, perm, offset, np.int64(count)))
+    return x, y
 
 
 def add_to(counter, value):
@@ -289,7 +286,7 @@ def softmax(a, out=None):
     if out is None:
         out = cupy.empty_like(a)
     a, rows, k = _contiguous(a), *a.shape
-    _rowwise("softmax", a.dtype, rows, (a, out, np.int64(rows), np.int64(k)))
+    _launch(_kernel("softmax", a.dtype), rows, (a, out, np.int64(rows), np.int64(k)))
     return out
 
 
@@ -306,34 +303,31 @@ def grad_softmax_cross_entropy(y_hat, y, out=None):
     return out
 
 
-def add_loss(kind, a, y_hat, y, total):
-    """Add the batch's summed loss to the float64 device scalar ``total``: kind 'cross_entropy' (from a_L) or
-    'squared_error' (from y_hat), against labels (N,) or targets (N, k)."""
+_LOSS_KINDS = {"cross_entropy": 0, "squared_error": 1, None: 2}
+
+
+def add_totals(loss, a, y_hat, y, loss_total, correct_total=None, offset=None, advance=0):
+    """Add a batch's summed loss (``loss`` 'cross_entropy' from a_L, 'squared_error' from y_hat, or None) to the
+    float64 device scalar ``loss_total``, the rows whose largest output is at their label (or at their largest
+    target) to the uint64 ``correct_total`` when given, and ``advance`` to ``offset``, in one launch."""
     (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _labels_or_targets(y, a.dtype)
-    labels = y.ndim == 1
-    if kind == "cross_entropy":
-        name, args = ("ce_loss" if labels else "soft_ce_loss"), (a, y)
-    else:
-        name, args = "se_loss", (y_hat, y, y, np.int32(labels))  # y stands in for the pointer not read
-    _rowwise(name, a.dtype, rows, (*args, np.int64(rows), np.int64(k), total))
-
-
-def add_correct(y_hat, y, total):
-    """Add the rows whose largest output is at their label (or at the largest target) to the uint64 ``total``."""
-    (rows, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _labels_or_targets(y, y_hat.dtype)
-    _rowwise("correct", y_hat.dtype, rows, (y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), total))
+    counter = offset if offset is not None else cupy.zeros(1, np.int64)
+    _launch(_kernel("batch_totals", a.dtype), rows, (
+        np.int32(_LOSS_KINDS[loss]), a, y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), loss_total,
+        loss_total if correct_total is None else correct_total, np.int32(correct_total is not None), counter,
+        np.int64(advance)))  # y, and loss_total, stand in for the pointers that are not read
 
 
 def loss(kind, a, y_hat, y):
     """The batch-mean loss as a Python float (this waits for the GPU)."""
     total = cupy.zeros(1, np.float64)
-    add_loss(kind, a, y_hat, y, total)
+    add_totals(kind, a, y_hat, y, total)
     return float(total[0]) / a.shape[0]
 
 
 def count_correct(y_hat, labels):
     total = cupy.zeros(1, np.uint64)
-    add_correct(y_hat, labels, total)
+    add_totals(None, y_hat, y_hat, labels, cupy.zeros(1, np.float64), total)
     return int(total[0])
 
 

@@ -337,17 +337,13 @@ class Trainer:
     def _device_step(self, s, m):
         """One step on a batch of ``m`` rows taken at the device's offset into the device's row order."""
         net, cache = self.net, s.caches[m]
-        xb, yb = s.X_buf[:m], s.y_buf[:m]
-        cuda.gather(s.X, s.perm, s.offset, xb)
-        cuda.gather(s.y, s.perm, s.offset, yb)
-        cuda.add_to(s.offset, m)
+        xb, yb = cuda.batch_rows(s.X, s.y, s.perm, s.offset, s.X_buf[:m], s.y_buf[:m])
         y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
-        if s.builtin_loss:
-            cuda.add_loss(net.output_layer.loss_name, cache.a[net.L], y_hat, yb, s.loss_total)
-        else:
+        if not s.builtin_loss:  # a loss of the user's: computed on the host, which waits for the GPU
             s.loss_total += net.loss(cache, yb) * m
-        if s.softmax:
-            cuda.add_correct(y_hat, yb, s.correct_total)
+        # the loss, the correct count and the next batch's offset, in one launch
+        cuda.add_totals(net.output_layer.loss_name if s.builtin_loss else None, cache.a[net.L], y_hat, yb,
+                        s.loss_total, s.correct_total if s.softmax else None, s.offset, m)
         net.back_propagation(cache, yb, out=self._grad)
         self._update(s)
 
