@@ -20,7 +20,6 @@ accuracy of ffnn and PyTorch eager after the same epochs. ``--json PATH`` writes
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -194,7 +193,8 @@ def main(argv=None):
         for key, v in times.items():
             ratio = f"  ffnn graph / {key} = {ratios[key]:.2f}" if key in ratios else ""
             print(f"  {key:<12} {medians[key]:.4f} s/epoch ({min(v):.4f}-{max(v):.4f}){ratio}")
-        print(f"  test accuracy after {epochs + 1} epochs: ffnn {accuracy['ffnn']:.4f}, PyTorch {accuracy['torch']:.4f}")
+        print(f"  test accuracy after {epochs + 1} epochs: ffnn {accuracy['ffnn']:.4f}, "
+              f"PyTorch {accuracy['torch']:.4f}")
         if contenders["ffnn graph"].trainer.capture_error:
             print(f"  ffnn could not capture its step: {contenders['ffnn graph'].trainer.capture_error}")
         if target is not None:
