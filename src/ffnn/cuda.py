@@ -10,9 +10,9 @@ The training loop (:class:`ffnn.training.Trainer`) captures one whole training s
 backward and update, as a CUDA graph, and STEPS_PER_GRAPH steps as another, and replays them; each step is about
 two dozen kernels and cuBLAS calls that then cost one launch between them. For that every step reads what changes
 between steps from the device: the shuffled row order, the batch offset, and the optimizer's step count for Adam's
-bias correction. CuPy does not let cuBLAS be called while a
-stream is being captured, so the products call ``cublasSgemm_v2`` / ``cublasDgemm_v2`` directly, through a handle of
-ffnn's own with a workspace of its own, bound to the stream before the capture.
+bias correction. CuPy does not let cuBLAS be called while a stream is being captured, so the products call
+``cublasSgemm_v2`` / ``cublasDgemm_v2`` directly, through a handle of ffnn's own with a workspace of its own, bound
+to the stream before the capture.
 
 Nothing here imports CuPy until device 'cuda' is asked for.
 """
