@@ -29,8 +29,24 @@ def _real_gpu():
         return False
 
 
+REAL_GPU = False  # set by the device fixture
+
+
+def close(actual, expected, rtol=1e-9, atol=1e-11):
+    """Device against CPU in float64: to 1e-9 on the emulated GPU, whose products are NumPy's, and 100 times looser
+    on a real one, whose products add up in another order."""
+    scale = 100 if REAL_GPU else 1
+    np.testing.assert_allclose(actual, expected, rtol=rtol * scale, atol=atol * scale)
+
+
+def same_accuracy(ours, theirs, n):
+    """Equal on the emulated GPU; on a real one, a near tie may fall the other way for one example."""
+    assert np.allclose(ours, theirs, rtol=0, atol=1.5 / n if REAL_GPU else 0)
+
+
 @pytest.fixture(params=["emulated", "cuda"])
 def device(request, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "REAL_GPU", request.param == "cuda")
     monkeypatch.setattr(cuda, "STEPS_PER_GRAPH", 4)  # the small data sets here have 9 or 18 full batches an epoch
     if request.param == "emulated":  # running the kernels' own source where a C++ compiler can build it
         fake_cuda.install(monkeypatch, "host" if fake_cuda.host_library() is not None else "numpy")
@@ -145,9 +161,9 @@ def train(device, optimizer="adam", epochs=3, batch_size=64, dtype="float32", si
 def test_training_on_the_device_follows_the_cpu(device, optimizer):
     cpu, _, cpu_history = train("cpu", optimizer, dtype="float64")
     gpu, trainer, history = train(device, optimizer, dtype="float64")
-    np.testing.assert_allclose(to_numpy(gpu.theta), cpu.theta, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(history["loss"], cpu_history["loss"], rtol=1e-9)
-    assert history["accuracy"] == cpu_history["accuracy"]
+    close(to_numpy(gpu.theta), cpu.theta)
+    close(history["loss"], cpu_history["loss"])
+    same_accuracy(history["accuracy"], cpu_history["accuracy"], 600)
     assert trainer.capture_error is None
     assert trainer.graph_steps == 3 * (600 // 64) - 1  # full batches, but the first (captured after it runs)
     assert trainer.optimizer.t == 3 * -(-600 // 64)
@@ -186,8 +202,8 @@ def test_captured_steps_cover_the_options(device, case):
     for dev in ("cpu", device):
         net, trainer, history = train(dev, "adam", dtype="float64", trainer_kwargs=trainer_kwargs, **data, **kwargs)
         results.append((to_numpy(net.theta), history))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(results[1][1]["loss"], results[0][1]["loss"], rtol=1e-9)
+    close(results[1][0], results[0][0])
+    close(results[1][1]["loss"], results[0][1]["loss"])
     assert trainer.capture_error is None and trainer.graph_steps > 0
     if case == "schedule":  # each epoch's rate is captured anew
         assert len(set(results[1][1]["learning_rate"])) == 3
@@ -214,7 +230,7 @@ def test_steps_a_graph_cannot_hold_run_eagerly_and_still_follow_the_cpu(device, 
                           seed=1, verbose=0)
         results.append((to_numpy(net.theta) if trainer.fit(X.astype(np.float64), net.xp.asarray(y)) else None,
                         trainer))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
+    close(results[1][0], results[0][0])
     assert results[1][1].graph_steps == 0
 
 
@@ -230,7 +246,7 @@ def test_a_diverging_run_on_the_device_stops_in_the_cpu_run_s_epoch_and_keeps_th
             net.fit(X, y, epochs=50, batch_size=8, optimizer="sgd", learning_rate=0.05, seed=0, verbose=0)
         results.append((int(re.search(r"epoch (\d+)", str(info.value)).group(1)), to_numpy(net.theta)))
     assert results[0][0] == results[1][0] > 1
-    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-9)
+    close(results[1][1], results[0][1])
 
 
 def test_evaluate_predict_and_validation_on_the_device_match_the_cpu(device):
@@ -239,15 +255,15 @@ def test_evaluate_predict_and_validation_on_the_device_match_the_cpu(device):
     history_cpu = cpu.fit(X, y, epochs=2, verbose=0, validation_fraction=0.2, seed=3)
     gpu = ffnn.Network([64, 32, 10], dtype="float64", seed=0, device=device)
     history = gpu.fit(X, y, epochs=2, verbose=0, validation_fraction=0.2, seed=3)
-    np.testing.assert_allclose(history["val_loss"], history_cpu["val_loss"], rtol=1e-9)
-    assert history["val_accuracy"] == history_cpu["val_accuracy"]
+    close(history["val_loss"], history_cpu["val_loss"])
+    same_accuracy(history["val_accuracy"], history_cpu["val_accuracy"], 60)
     for net in (cpu, gpu):
         assert isinstance(net.predict_proba(X), np.ndarray)
-    np.testing.assert_allclose(gpu.predict_proba(X, batch_size=100), cpu.predict_proba(X, batch_size=100),
-                               rtol=1e-9, atol=1e-12)
-    assert np.array_equal(gpu.predict(X), cpu.predict(X))
+    close(gpu.predict_proba(X, batch_size=100), cpu.predict_proba(X, batch_size=100), atol=1e-12)
+    same_accuracy(np.mean(gpu.predict(X) == cpu.predict(X)), 1.0, len(X))
     ours, theirs = gpu.evaluate(X, y, batch_size=128), cpu.evaluate(X, y, batch_size=128)
-    assert ours["accuracy"] == theirs["accuracy"] and ours["loss"] == pytest.approx(theirs["loss"], rel=1e-9)
+    same_accuracy(ours["accuracy"], theirs["accuracy"], 600)
+    close(ours["loss"], theirs["loss"])
 
 
 def test_a_model_saved_on_one_device_loads_on_the_other(device, tmp_path):
@@ -292,13 +308,13 @@ def test_the_estimators_train_on_the_device_as_on_the_cpu(device, early_stopping
     cpu = FFNNClassifier(**kwargs).fit(X, y, sample_weight=weights)
     gpu = FFNNClassifier(device=device, **kwargs).fit(X, y, sample_weight=weights)
     assert gpu.get_params()["device"] == "cuda" and cuda.is_array(gpu.network_.theta)
-    np.testing.assert_allclose(to_numpy(gpu.network_.theta), cpu.network_.theta, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-9)
-    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-9, atol=1e-12)
+    close(to_numpy(gpu.network_.theta), cpu.network_.theta, atol=1e-12)
+    close(gpu.loss_curve_, cpu.loss_curve_)
+    close(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-12)
     targets = np.stack([X.mean(axis=1), X.std(axis=1)], axis=1)
     cpu = FFNNRegressor(**kwargs).fit(X, targets)
     gpu = FFNNRegressor(device=device, **kwargs).fit(X, targets)
-    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), rtol=1e-9, atol=1e-12)
+    close(gpu.predict(X), cpu.predict(X), atol=1e-12)
 
 
 def test_an_unknown_device_for_an_estimator_is_a_config_error():
@@ -358,8 +374,8 @@ def test_ffnn_train_on_the_device_matches_the_cpu_run(device, tmp_path, capsys):
         summaries.append(json.loads((run / "summary.json").read_text()))
         history = (run / "history.csv").read_text()
         assert history.count("\n") == 4
-    assert summaries[1]["test_accuracy"] == summaries[0]["test_accuracy"]
-    assert summaries[1]["test_loss"] == pytest.approx(summaries[0]["test_loss"], rel=1e-9)
+    same_accuracy(summaries[1]["test_accuracy"], summaries[0]["test_accuracy"], 180)
+    close(summaries[1]["test_loss"], summaries[0]["test_loss"])
 
 
 PAIRS = [("softmax", "cross_entropy"), ("softmax", "squared_error"), ("linear", "squared_error")]
