@@ -177,11 +177,16 @@ def _module():
             return x
         return _allocating(np.asarray)(x, dtype, **kwargs)
 
+    def ascontiguousarray(x, dtype=None):  # likewise, for a C-contiguous one
+        if isinstance(x, DeviceArray) and (dtype is None or np.dtype(dtype) == x.dtype) and x.flags.c_contiguous:
+            return x
+        return _allocating(np.ascontiguousarray)(x, dtype)
+
     names = {name: _allocating(getattr(np, name)) for name in
-             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ascontiguousarray", "arange",
+             ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "arange",
               "matmul")}
     return types.SimpleNamespace(
-        asarray=asarray, ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
+        asarray=asarray, ascontiguousarray=ascontiguousarray, ndarray=DeviceArray, take=lambda X, rows, axis=0, out=None: _take(X, rows, out),
         isfinite=lambda x: _wrap(np.isfinite(_base(x))),
         __version__="(emulated)",
         cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,

@@ -520,3 +520,25 @@ def test_a_run_on_the_device_resumes_from_its_checkpoint_to_the_uninterrupted_we
     (whole,) = (tmp_path / "whole").iterdir()
     np.testing.assert_allclose(load_network(run / "model.safetensors").theta,
                                load_network(whole / "model.safetensors").theta, rtol=1e-12, atol=1e-14)
+
+
+def test_views_that_are_not_contiguous_train_and_take_kernel_outputs(device):
+    X, y = digits()
+    xp = cuda.array_module()
+    wide = xp.asarray(np.concatenate([X, X], axis=1))
+    results = []
+    for inputs in (xp.asarray(X), wide[:, :64]):  # the same rows, contiguous and as a column slice
+        net = ffnn.Network([64, 32, 10], seed=0, device=device)
+        trainer = Trainer(net, get_optimizer("adam", 1e-2), epochs=2, batch_size=64, seed=1, verbose=0)
+        trainer.fit(inputs, xp.asarray(y))
+        results.append(to_numpy(net.theta))
+    np.testing.assert_array_equal(results[1], results[0])
+    a = xp.asarray(np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32))
+    out = xp.zeros((4, 6), np.float32).T  # a transposed view
+    from ffnn import outputs
+    np.testing.assert_allclose(to_numpy(outputs.softmax(a, out=out)), to_numpy(outputs.softmax(a)), rtol=1e-6)
+    labels = xp.asarray(np.array([0, 1, 2, 3, 0, 1]))
+    grad = xp.zeros((4, 6), np.float32).T
+    outputs.grad_softmax_cross_entropy(a, out, labels, out=grad)
+    np.testing.assert_allclose(to_numpy(grad), to_numpy(outputs.grad_softmax_cross_entropy(a, out, labels)),
+                               rtol=1e-6)

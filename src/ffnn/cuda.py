@@ -283,25 +283,36 @@ def take_rows(X, rows, out):
     return cupy.take(X, cupy.asarray(rows), axis=0, out=out)
 
 
-def softmax(a, out=None):
+def _written(out, like):
+    # Where a kernel writes: ``out`` itself when it is C-contiguous, else a new array copied into it afterwards.
     if out is None:
-        out = cupy.empty_like(a)
-    a, rows, k = _contiguous(a), *a.shape
-    _launch(_kernel("softmax", a.dtype), rows, (a, out, np.int64(rows), np.int64(k)))
-    return out
+        return cupy.empty(like.shape, like.dtype)  # C order: empty_like would keep a transposed input's order
+    return out if out.flags.c_contiguous else cupy.empty(out.shape, out.dtype)
+
+
+def _deliver(result, out):
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
+
+
+def softmax(a, out=None):
+    result, (rows, k) = _written(out, a), a.shape
+    _launch(_kernel("softmax", a.dtype), rows, (_contiguous(a), result, np.int64(rows), np.int64(k)))
+    return _deliver(result, out)
 
 
 def grad_softmax_cross_entropy(y_hat, y, out=None):
     """(y_hat - e(l)) / N, or (y_hat - y) / N for targets; as outputs.grad_softmax_cross_entropy."""
-    if out is None:
-        out = cupy.empty_like(y_hat)
+    result = _written(out, y_hat)
     (n, k), y_hat, y = y_hat.shape, _contiguous(y_hat), _labels_or_targets(y, y_hat.dtype)
     scale = _scalar(1.0 / n, y_hat.dtype)
     if y.ndim == 1:
-        _launch(_kernel("ce_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n), np.int64(k), scale))
+        _launch(_kernel("ce_grad", y_hat.dtype), n * k, (y_hat, y, result, np.int64(n), np.int64(k), scale))
     else:
-        _launch(_kernel("soft_grad", y_hat.dtype), n * k, (y_hat, y, out, np.int64(n * k), scale))
-    return out
+        _launch(_kernel("soft_grad", y_hat.dtype), n * k, (y_hat, y, result, np.int64(n * k), scale))
+    return _deliver(result, out)
 
 
 _LOSS_KINDS = {"cross_entropy": 0, "squared_error": 1, None: 2}

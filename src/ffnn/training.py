@@ -422,8 +422,10 @@ class _DeviceBatches(_Batches):
         net, xp = trainer.net, trainer.net.xp
         self.rows = rows
         if not cuda.is_array(X):  # a ScaledBytes, say: its floats
-            X = xp.asarray(np.asarray(X, net.dtype))
-        y = xp.asarray(y, np.int64 if y.ndim == 1 else net.dtype)
+            X = np.asarray(X, net.dtype)
+        # C-contiguous, as the batch gather reads them (device arrays that are stay as they are)
+        X = xp.ascontiguousarray(X, dtype=net.dtype)
+        y = xp.ascontiguousarray(y, dtype=np.int64 if y.ndim == 1 else net.dtype)
         self.stream = xp.cuda.Stream(non_blocking=True)
         with self.stream:
             super().__init__(trainer, X, y, n)
