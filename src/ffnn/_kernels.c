@@ -449,6 +449,13 @@ static int check_rows(const int64_t *idx, Py_ssize_t n, Py_ssize_t n_rows)
     return negative;
 }
 
+/* What a gather returns when check_rows says no: NULL with its IndexError set, or NotImplemented for an index counted
+ * from the end, as NumPy counts them (rare, so left to NumPy). */
+static PyObject *refused(int negative)
+{
+    return negative < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+}
+
 /* take_rows(X, rows, out): out[i] = X[rows[i]] for a C-contiguous 2-d X, int64 row indices and an out of
  * len(rows) rows like X's; returns NotImplemented, copying nothing, when an index is negative. The same bytes as
  * np.take(X, rows, axis=0, out=out), faster on a data set larger than the caches: the rows a few places ahead are
@@ -492,17 +499,13 @@ static PyObject *py_take_rows(PyObject *self, PyObject *args)
     }
     const int64_t *idx = (const int64_t *)rows.buf;
     int negative = check_rows(idx, n, n_rows);
-    if (negative < 0)
-        goto done;
-    if (negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
-        result = Py_NotImplemented;
-        Py_INCREF(result);
+    if (negative) {
+        result = refused(negative);
         goto done;
     }
     UNDER_STORE_POLICY(&gather_policy, n * row_bytes,
                        copy_rows((const char *)X.buf, idx, n, row_bytes, (char *)out.buf, streamed));
-    result = Py_None;
-    Py_INCREF(result);
+    result = Py_NewRef(Py_None);
 done:
     release_gather(&X, &rows, &out);
     return result;
@@ -566,11 +569,8 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
     }
     const int64_t *idx = (const int64_t *)rows.buf;
     int negative = check_rows(idx, n, n_rows);
-    if (negative < 0)
-        goto done;
-    if (negative) { /* counted from the end, as NumPy does: rare, so left to NumPy */
-        result = Py_NotImplemented;
-        Py_INCREF(result);
+    if (negative) {
+        result = refused(negative);
         goto done;
     }
     const uint8_t *src = (const uint8_t *)raw.buf;
@@ -578,8 +578,7 @@ static PyObject *py_take_scaled_rows(PyObject *self, PyObject *args)
                        if (is_double) scaled_rows_double(src, idx, n, d, (double *)out.buf, offset, scale, streamed);
                        else scaled_rows_float(src, idx, n, d, (float *)out.buf, (float)offset, (float)scale,
                                               streamed));
-    result = Py_None;
-    Py_INCREF(result);
+    result = Py_NewRef(Py_None);
 done:
     release_gather(&raw, &rows, &out);
     return result;
