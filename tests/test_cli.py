@@ -240,6 +240,104 @@ def test_predict_regression(tmp_path, capsys):
     np.testing.assert_allclose([float(v) for v in lines[1:]], net.predict(X.astype(net.dtype))[:, 0], rtol=1e-6)
 
 
+def animals_csv(path, names=("cat", "dog", "emu"), shift=0.0, factor=1.0, columns=("a", "b", "c"), bom=False,
+                rename=None):
+    """Three well separated classes in features a, b, c written in the order ``columns`` (and ``rename``d), the
+    label last; features optionally moved and stretched."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(90):
+        k = i % 3
+        x = (np.array([k, -k, 2 * k], float) + rng.normal(0, 0.1, 3)) * factor + shift
+        rows.append(dict(zip(("a", "b", "c"), x), label=names[k]))
+    order = list(columns) + ["label"]
+    text = ",".join((rename or {}).get(c, c) for c in order) + "\n"
+    text += "".join(",".join(str(r[c]) for c in order) + "\n" for r in rows)
+    with open(path, "w", encoding="utf-8-sig" if bom else "utf-8") as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture
+def animals_run(capsys):
+    os.makedirs("data")
+    animals_csv("data/animals.csv")
+    code, _, err = run(capsys, "train", "-d", "data/animals.csv", "--target", "label", "-e", "20", "-b", "8",
+                       "-sz", "16", "--output-dir", "out", "-q")
+    assert code == 0, err
+    return only_run_dir("out")
+
+
+def evaluated(capsys, *argv):
+    code, out, err = run(capsys, "evaluate", *argv)
+    assert code == 0, err
+    return float(out.split("loss ")[1].split()[0]), float(out.split("accuracy ")[1].split()[0]), out
+
+
+def test_evaluate_finds_the_training_file_from_anywhere(capsys, animals_run):
+    loss, accuracy, out = evaluated(capsys, animals_run)
+    assert accuracy == 1.0 and "animals.csv: 18 test examples" in out
+    os.makedirs("elsewhere")
+    os.chdir("elsewhere")
+    animals_csv("animals.csv", names=("x", "y", "z"))  # a file of the same name here is not the one trained on
+    assert evaluated(capsys, os.path.join("..", animals_run))[:2] == (loss, accuracy)
+
+
+def test_evaluate_on_a_new_file_uses_the_model_scaling_and_class_names(capsys, animals_run):
+    loss, accuracy, _ = evaluated(capsys, animals_run)
+    # a file without cats numbers dogs 0 and emus 1, the model 1 and 2
+    animals_csv("all.csv")
+    with open("all.csv") as f, open("no_cats.csv", "w") as g:
+        g.writelines(line for line in f if not line.endswith(",cat\n"))
+    assert accuracy == 1.0 and evaluated(capsys, animals_run, "-d", "no_cats.csv")[1] == 1.0
+    # features a thousand times larger mean something else to the model: far worse, not the same numbers
+    animals_csv("stretched.csv", shift=500.0, factor=1000.0)
+    assert evaluated(capsys, animals_run, "-d", "stretched.csv")[1] < 0.5
+    # a class the model never saw is refused
+    animals_csv("new.csv", names=("cat", "dog", "ant"))
+    code, _, err = run(capsys, "evaluate", animals_run, "-d", "new.csv")
+    line = assert_one_error_line(code, err)
+    assert "'ant'" in line and "'cat', 'dog', 'emu'" in line
+
+
+def test_predict_takes_columns_by_name_and_skips_a_bom(capsys, animals_run, tmp_path):
+    animals_csv("same.csv")
+    code, expected, err = run(capsys, "predict", animals_run, "same.csv")
+    assert code == 0, err
+    assert expected.splitlines()[0] == "prediction,p_cat,p_dog,p_emu"
+    animals_csv("shuffled.csv", columns=("c", "a", "b"), bom=True)
+    code, out, err = run(capsys, "predict", animals_run, "shuffled.csv")
+    assert code == 0, err
+    assert out == expected
+    animals_csv("wrong.csv", rename={"c": "d"})
+    code, _, err = run(capsys, "predict", animals_run, "wrong.csv")
+    line = assert_one_error_line(code, err)
+    assert "no column 'c'" in line and "unknown column 'd'" in line and "a, b, c" in line
+
+
+def test_predict_errors_give_the_file_line(capsys, digits_run):
+    write_csv("x.csv", "\n\n" + ",".join(["1"] * 64) + "\n\n" + ",".join(["1"] * 63 + ["x"]) + "\n")
+    code, _, err = run(capsys, "predict", digits_run[2], "x.csv")
+    assert "line 5" in assert_one_error_line(code, err)
+
+
+def test_an_explicit_output_decides_the_task_of_a_file(capsys):
+    write_csv("price.csv", "x,price\n" + "".join(f"{i},{100 + 7 * i}\n" for i in range(50)))
+    code, _, err = run(capsys, "train", "-d", "price.csv", "--target", "price", "--output", "linear", "-e", "2",
+                       "-b", "8", "--output-dir", "out", "-q")
+    assert code == 0, err
+    net = ffnn.Network.load(os.path.join(only_run_dir("out"), "model.safetensors"))
+    assert net.sizes[-1] == 1 and net.metadata["task"] == "regression"
+    loss, _ = evaluated_regression(capsys, only_run_dir("out"))
+    assert loss > 0
+
+
+def evaluated_regression(capsys, *argv):
+    code, out, err = run(capsys, "evaluate", *argv)
+    assert code == 0, err
+    return float(out.split("loss ")[1].split()[0]), out
+
+
 # -- gradcheck --------------------------------------------------------------------------------------------
 def test_gradcheck_passes(capsys):
     code, out, _ = run(capsys, "gradcheck")

@@ -124,6 +124,20 @@ def test_wrong_image_shape_and_label_range(tmp_path):
         load("mnist", data_dir=tmp_path)
 
 
+def test_empty_and_non_finite_image_files(tmp_path):
+    write_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(0, dtype=np.uint8))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: no images; at least one example is needed"):
+        load("mnist", data_dir=tmp_path)
+    write_mnist(tmp_path)
+    images = np.zeros((20, 28, 28), np.float32)
+    images[3, 4, 5] = np.nan
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: pixel values include NaN or infinity"):
+        load("mnist", data_dir=tmp_path)
+
+
 def test_offline_error_lists_places_and_remedies(tmp_path, monkeypatch):
     monkeypatch.setenv("FFNN_DATA_DIR", str(tmp_path / "env"))
     monkeypatch.setitem(datasets.SYSTEM_DIRS, "fashion_mnist", ("/nonexistent/fashion-mnist",))
@@ -279,12 +293,62 @@ def test_csv_two_target_columns(tmp_path):
         ("a,b,c\n1,2,0\n", r"bad\.csv: no target column 'y'; columns: a, b, c"),
         ("1,2,3\n1,2,0\n", r"bad\.csv line 1: .*header row with column names is required"),
         ("a,b,y\n", r"bad\.csv: no data rows"),
+        ("\n\n1,2,3\n1,2,0\n", r"bad\.csv line 3: .*header row with column names is required"),
+        ("a,b,y\n" + "1,1e200,0\n2,-1e200,1\n" * 3,
+         r"bad\.csv: feature column 'b' has values too large to standardise"),
     ],
 )
 def test_csv_errors(tmp_path, body, message):
     path = write_csv(tmp_path / "bad.csv", body)
     with pytest.raises(DataError, match=message):
         load(path, target="y")
+
+
+def test_csv_header_after_blank_lines(tmp_path):
+    ds = load(write_csv(tmp_path / "b.csv", "\n\n a , b ,y\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(10))),
+              target="y")
+    assert ds.feature_names == ["a", "b"] and ds.class_names == ["0", "1"]
+    assert ds.source == os.path.abspath(tmp_path / "b.csv") and ds.name == "b.csv"
+
+
+@pytest.mark.parametrize("task", [None, "classification", "regression"])
+def test_csv_task_decides_what_the_targets_are(tmp_path, task):
+    ints = write_csv(tmp_path / "ints.csv", "x,y\n" + "".join(f"{i},{i % 4 * 100}\n" for i in range(40)))
+    floats = write_csv(tmp_path / "floats.csv", "x,y\n" + "".join(f"{i},{i % 2}.0\n" for i in range(40)))
+    a, b = load(ints, target="y", task=task), load(floats, target="y", task=task)
+    expected = {None: ("classification", "regression"), "classification": ("classification",) * 2,
+                "regression": ("regression",) * 2}[task]
+    assert (a.task, b.task) == expected
+    if a.task == "classification":
+        assert a.class_names == ["0", "100", "200", "300"]
+    if b.task == "classification":
+        assert b.class_names == ["0", "1"] and sorted(set(b.y_train.tolist())) == [0, 1]
+    else:
+        assert sorted(set(b.y_train.tolist())) == [0.0, 1.0]
+
+
+def test_csv_task_errors(tmp_path):
+    text = write_csv(tmp_path / "t.csv", "x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(10)))
+    with pytest.raises(DataError, match=r"line 2: non-numeric value 'a' in target column 'y' \(a regression needs"):
+        load(text, target="y", task="regression")
+    two = write_csv(tmp_path / "two.csv", "x,y,z\n" + "".join(f"{i},{i},{i}\n" for i in range(10)))
+    with pytest.raises(DataError, match="a classification has one target column; got 2: y, z"):
+        load(two, target=["y", "z"], task="classification")
+    with pytest.raises(ConfigError, match="classification, regression"):
+        load(two, target="y", task="clustering")
+
+
+def test_npz_task_decides_what_the_targets_are(tmp_path):
+    np.savez(tmp_path / "f.npz", X=np.arange(40.0)[:, None], y=np.arange(40.0) % 3)
+    assert load(tmp_path / "f.npz").task == "regression"
+    ds = load(tmp_path / "f.npz", task="classification")
+    assert ds.task == "classification" and ds.class_names == ["0", "1", "2"]
+    np.savez(tmp_path / "i.npz", X=np.arange(40.0)[:, None], y=np.arange(40) % 3 * 50)
+    ds = load(tmp_path / "i.npz", task="regression")
+    assert ds.task == "regression" and ds.y_train.dtype == np.float32 and set(ds.y_train.tolist()) <= {0, 50, 100}
+    np.savez(tmp_path / "s.npz", X=np.arange(4.0)[:, None], y=np.array(list("abab")))
+    with pytest.raises(DataError, match="regression targets must be numbers"):
+        load(tmp_path / "s.npz", task="regression")
 
 
 def test_csv_needs_a_target(tmp_path):
@@ -325,6 +389,9 @@ def test_npz_single_array_is_split(tmp_path):
         ({"X": np.array([[1.0, np.nan]] * 5), "y": np.zeros(5)}, "X has non-finite values"),
         ({"X": np.zeros((5, 2)), "y": np.zeros(4)}, "y has 4 rows but X has 5"),
         ({"X": np.zeros(5), "y": np.zeros(5)}, r"X has shape \(5,\)"),
+        ({"X_train": np.zeros((0, 3)), "y_train": np.zeros(0, int), "X_test": np.ones((4, 3)), "y_test": np.arange(4)},
+         r"X_train is empty \(shape \(0, 3\)\)"),
+        ({"X": np.zeros((5, 0)), "y": np.zeros(5)}, r"X is empty"),
     ],
 )
 def test_npz_errors(tmp_path, arrays, message):
@@ -355,5 +422,7 @@ def test_unknown_name_lists_the_valid_ones():
 def test_bad_dtype_and_stray_target():
     with pytest.raises(ConfigError, match="float32, float64"):
         load("iris", dtype="float16")
+    assert load("iris", dtype=np.float32).X_train.dtype == np.float32
+    assert load("iris", dtype=np.dtype("f8")).X_train.dtype == np.float64
     with pytest.raises(ConfigError, match="only applies to CSV"):
         load("iris", target="species")

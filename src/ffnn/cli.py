@@ -274,38 +274,70 @@ def cmd_evaluate(args):
     name = args.dataset or meta.get("dataset")
     if not name:
         raise ConfigError("the model does not record its dataset; pass --dataset")
-    ds = data.load(name, data_dir=args.data_dir, target=args.target or meta.get("target"), dtype=net.dtype.name)
-    X_test = ds.inputs("test")
-    result = net.evaluate(X_test, ds.y_test)
-    print(f"dataset {ds.name}: {len(ds.y_test)} test examples")
+    ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or meta.get("target"),
+                   dtype=net.dtype.name, task=meta.get("task"))
+    X_test, y_test = _as_trained(net, ds)
+    result = net.evaluate(X_test, y_test)
+    print(f"dataset {ds.name}: {len(y_test)} test examples")
     print(f"loss {result['loss']:.4f}")
     if "accuracy" in result:
         print(f"accuracy {result['accuracy']:.4f}")
-        cm = confusion_matrix(ds.y_test, net.predict(X_test), net.sizes[-1])
-        print(format_confusion(cm, ds.class_names or meta.get("class_names")))
+        cm = confusion_matrix(y_test, net.predict(X_test), net.sizes[-1])
+        print(format_confusion(cm, meta.get("class_names") or ds.class_names))
     return 0
 
 
-def read_feature_csv(path, n_features, target=None):
-    """Rows of numbers from a CSV file (header optional; a column named like ``target`` is dropped)."""
+def _as_trained(net, ds):
+    """The test split of ``ds`` as ``net`` saw its training data: features scaled by the model's own scaling, and
+    labels numbered by the model's class names (a new file has its own of both)."""
+    from .data import Scaling
+
+    meta = net.metadata
+    X, y = ds.inputs("test"), ds.y_test
+    saved = Scaling.from_dict(meta["scaling"]) if meta.get("scaling") else None
+    if saved is not None and ds.scaling is not None and not saved.same_as(ds.scaling):
+        X = saved.transform(ds.scaling.inverse_transform(X)).astype(net.dtype)
+    names = meta.get("class_names")
+    if names and ds.class_names and list(ds.class_names) != list(names):
+        unknown = [c for c in ds.class_names if c not in names]
+        if unknown:
+            raise DataError(f"{ds.name}: classes {', '.join(map(repr, unknown))} are not among the model's "
+                            f"({', '.join(map(repr, names))})")
+        y = np.asarray([names.index(c) for c in ds.class_names], np.int64)[y]
+    return X, y
+
+
+def read_feature_csv(path, n_features, target=None, feature_names=None):
+    """Rows of numbers from a CSV file. A header is optional; with one, a column named ``target`` is dropped, and
+    when the model knows its ``feature_names`` the columns are taken by name, in the model's order."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]  # (line number, cells)
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, csv.Error):
         raise DataError(f"{path}: not a text CSV file") from None
-    rows = [r for r in rows if r]
-    start, keep = 0, None
-    if rows and not any(_is_number(c) or not c.strip() for c in rows[0]):
-        header = [c.strip() for c in rows[0]]
+    keep = None
+    if rows and not any(_is_number(c) or not c.strip() for c in rows[0][1]):
+        header = [c.strip() for c in rows.pop(0)[1]]
         keep = [i for i, c in enumerate(header) if c != target]
-        start = 1
+        if feature_names and [header[i] for i in keep] != list(feature_names):
+            missing = [c for c in feature_names if c not in header]
+            extra = [header[i] for i in keep if header[i] not in feature_names]
+            if missing or extra:
+                parts = ([f"no column {', '.join(map(repr, missing))}"] if missing else []) + \
+                    ([f"unknown column {', '.join(map(repr, extra))}"] if extra else [])
+                raise DataError(f"{path}: {'; '.join(parts)}; the model's features are {', '.join(feature_names)}")
+            keep = [header.index(c) for c in feature_names]
+        width = len(header)
     X = []
-    for line, row in enumerate(rows[start:], start + 1):
+    for line, row in rows:
         cells = [row[i] for i in keep if i < len(row)] if keep is not None else row
-        if len(cells) != n_features or (keep is not None and len(row) != len(keep) + (len(header) - len(keep))):
-            raise DataError(f"{path}, line {line}: {len(cells)} values; the model expects {n_features} features")
+        if len(cells) != n_features or (keep is not None and len(row) != width):
+            count = len(row) if keep is not None else len(cells)
+            raise DataError(f"{path}, line {line}: {count} values; the model expects {n_features} features"
+                            + (f" and the header has {width} columns" if keep is not None else ""))
         try:
             X.append([float(c) for c in cells])
         except ValueError:
@@ -333,7 +365,7 @@ def cmd_predict(args):
 
     net = Network.load(_model_path(args.model))
     meta = net.metadata
-    X = read_feature_csv(args.input, net.sizes[0], meta.get("target"))
+    X = read_feature_csv(args.input, net.sizes[0], meta.get("target"), meta.get("feature_names"))
     if meta.get("scaling"):
         X = Scaling.from_dict(meta["scaling"]).transform(X)
     y_hat = net.predict_proba(X.astype(net.dtype))

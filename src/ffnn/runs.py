@@ -25,6 +25,7 @@ from .fsutil import write_text
 from .io import load_checkpoint, save_checkpoint
 from .network import Network
 from .optimizers import get_optimizer
+from .outputs import canonical_output
 from .training import Trainer, split_rows
 
 CONFIG, HISTORY, CHECKPOINT, MODEL, SUMMARY = ("config.json", "history.csv", "checkpoint.safetensors",
@@ -69,14 +70,20 @@ def build_network(config, dataset):
     sizes = [dataset.n_features] + config.hidden + [dataset.n_outputs]
     net = Network(sizes, activation=config.activation, output=output, loss=loss, init=config.weight_init,
                   dtype=config.dtype, seed=config.seed, device=config.device, dropout=config.dropout)
-    net.metadata = {"dataset": dataset.name, "task": dataset.task, "class_names": dataset.class_names,
+    # what evaluate and predict need to see new data as this network saw its own: where the data is (a user's
+    # file by its absolute path), what the outputs mean, and how the features were scaled (and named, in a CSV)
+    net.metadata = {"dataset": dataset.source or dataset.name, "task": dataset.task,
+                    "class_names": dataset.class_names,
                     "scaling": dataset.scaling.to_dict() if dataset.scaling is not None else None,
-                    "target": config.target}
+                    "target": config.target, "feature_names": dataset.feature_names,
+                    "data_dir": os.path.abspath(config.data_dir) if config.data_dir else None}
     return net
 
 
 def load_dataset(config):
-    return data.load(config.dataset, data_dir=config.data_dir, target=config.target, dtype=config.dtype)
+    # an explicit output says what a user's file holds: a linear one real targets, a softmax one classes
+    task = {"linear": "regression", "softmax": "classification"}.get(config.output and canonical_output(config.output))
+    return data.load(config.dataset, data_dir=config.data_dir, target=config.target, dtype=config.dtype, task=task)
 
 
 class _EpochFiles:

@@ -18,6 +18,7 @@ from .idx import read_idx
 DATASETS = ("fashion_mnist", "mnist", "digits", "iris", "wine", "breast_cancer", "diabetes")
 USER_SUFFIXES = (".csv", ".npz")
 DTYPES = ("float32", "float64")
+TASKS = ("classification", "regression")
 
 # ---------------------------------------------------------------------------------------------
 # Scaling and Dataset
@@ -61,6 +62,15 @@ class Scaling:
         X = np.asarray(X)
         dtype = np.float64 if X.dtype == np.float64 else np.float32
         return self._transform_inplace(X.astype(dtype, copy=True))
+
+    def inverse_transform(self, X):
+        """The raw features ``X * scale + offset``, float64."""
+        return np.asarray(X, dtype=np.float64) * self.scale + self.offset
+
+    def same_as(self, other):
+        """Whether ``other`` (a Scaling or None) scales features exactly as this one does."""
+        return other is not None and np.array_equal(self.offset, other.offset) and \
+            np.array_equal(self.scale, other.scale)
 
     def _transform_inplace(self, X):
         n = self.n_features
@@ -116,6 +126,8 @@ class Dataset:
     class_names: list | None  # None for regression
     task: str  # "classification" or "regression"
     scaling: Scaling | None  # what was applied to the raw features
+    feature_names: list | None = None  # a CSV file's feature columns, in order
+    source: str | None = None  # a user's file: its absolute path
 
     def __post_init__(self):
         self.__dict__["_stored"] = {}
@@ -158,7 +170,7 @@ class Dataset:
 # entry point
 
 
-def load(name, data_dir=None, target=None, *, download=True, mirrors=None, dtype="float32"):
+def load(name, data_dir=None, target=None, *, download=True, mirrors=None, dtype="float32", task=None):
     """Load a dataset by name, or a user's ``.csv`` / ``.npz`` file by path.
 
     Parameters
@@ -176,22 +188,31 @@ def load(name, data_dir=None, target=None, *, download=True, mirrors=None, dtype
         the official ones.
     dtype : {"float32", "float64"}
         dtype of ``X`` (and of regression targets).
+    task : {"classification", "regression"}, optional
+        What the targets of a user's file are. By default integer or text targets are class labels and other
+        numbers are regression targets; given, it decides (integer-valued numbers can then be either).
 
     Returns
     -------
     Dataset
     """
-    if str(dtype) not in DTYPES:
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError:
+        dtype_name = str(dtype)
+    if dtype_name not in DTYPES:
         raise unknown_name("dtype", str(dtype), DTYPES)
-    dtype = np.dtype(str(dtype))
+    dtype = np.dtype(dtype_name)
+    if task not in (None,) + TASKS:
+        raise unknown_name("task", str(task), TASKS)
     path = os.fspath(name)
     if path.lower().endswith(USER_SUFFIXES):
         from .files import load_csv, load_npz  # imported here: files.py builds on this module
 
         if path.lower().endswith(".csv"):
-            return load_csv(path, target, dtype)
+            return load_csv(path, target, dtype, task)
         _no_target(target, path)
-        return load_npz(path, dtype)
+        return load_npz(path, dtype, task)
     key = path.lower().replace("-", "_")
     _no_target(target, path)
     if key in _IDX_SETS:
@@ -380,6 +401,10 @@ def _read_split(images_path, labels_path, n_classes, dtype):
         )
     if len(images) != len(labels):
         raise DataError(f"{names}: {len(images)} images but {len(labels)} labels")
+    if len(images) == 0:
+        raise DataError(f"{names}: no images; at least one example is needed")
+    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
+        raise DataError(f"{images_path}: pixel values include NaN or infinity; expected 0..255")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f"{labels_path}: labels range {labels.min()}..{labels.max()}; expected 0..{n_classes - 1}")
     return images.reshape(len(images), -1), labels.astype(np.int64)
@@ -449,11 +474,19 @@ def _load_sklearn(name, dtype):
     return _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dtype)
 
 
-def _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dtype):
+def _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dtype, feature_names=None,
+                 source=None):
     """Standardise features with the train split's mean and std (std 0 -> 1)."""
     X_train = np.asarray(X_train, dtype=np.float64)
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X_train.mean(axis=0)
+        std = X_train.std(axis=0)
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.argmax(bad))
+        column = repr(feature_names[j]) if feature_names else str(j + 1)
+        raise DataError(f"{name}: feature column {column} has values too large to standardise (up to "
+                        f"{np.abs(X_train[:, j]).max():.3g}); rescale it to at most about 1e150")
     std[std == 0] = 1.0
     scaling = Scaling(offset=mean, scale=std)
     return Dataset(
@@ -465,6 +498,8 @@ def _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dty
         class_names=class_names,
         task=task,
         scaling=scaling,
+        feature_names=feature_names,
+        source=source,
     )
 
 

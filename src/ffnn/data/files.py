@@ -15,7 +15,7 @@ from ..errors import DataError
 from .datasets import _encode_labels, _holdout, _standardised
 
 
-def load_csv(path, target, dtype):
+def load_csv(path, target, dtype, task=None):
     if target is None:
         columns = _csv_header(path)
         raise DataError(f"{path}: a CSV needs target=<column> (--target); columns: {', '.join(columns)}")
@@ -42,9 +42,10 @@ def load_csv(path, target, dtype):
                 raise DataError(f"{path} line {line}: missing value in target column {header[i]!r}")
             raw_targets[k].append((line, cell))
 
-    task, y, class_names = _csv_targets(raw_targets, [header[i] for i in t_idx], path, dtype)
+    task, y, class_names = _csv_targets(raw_targets, [header[i] for i in t_idx], path, dtype, task)
     X_train, X_test, y_train, y_test = _holdout(X, y, task, path)
-    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype)
+    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype,
+                         feature_names=[header[i] for i in f_idx], source=os.path.abspath(path))
 
 
 def _csv_header(path):
@@ -57,17 +58,18 @@ def _read_csv(path, header_only=False):
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = next(reader, None)
+            header = next((row for row in reader if any(c.strip() for c in row)), None)  # past blank lines
             if header is None:
                 raise DataError(f"{path}: empty file; a header row with column names is required")
             header = [h.strip() for h in header]
             if all(_is_number(h) for h in header):
-                raise DataError(f"{path} line 1: looks like data; a header row with column names is required")
+                raise DataError(f"{path} line {reader.line_num}: looks like data; a header row with column names "
+                                "is required")
             if any(h == "" for h in header):
-                raise DataError(f"{path} line 1: empty column name in the header")
+                raise DataError(f"{path} line {reader.line_num}: empty column name in the header")
             dup = sorted({h for h in header if header.count(h) > 1})
             if dup:
-                raise DataError(f"{path} line 1: repeated column names: {', '.join(dup)}")
+                raise DataError(f"{path} line {reader.line_num}: repeated column names: {', '.join(dup)}")
             if header_only:
                 return header, []
             rows = []
@@ -108,15 +110,19 @@ def _parse_feature(cell, path, line, column):
     return value
 
 
-def _csv_targets(raw_targets, names, path, dtype):
-    """Decide the task from the target cells: integers or strings -> classes, floats -> regression."""
-    if len(raw_targets) == 1:
+def _csv_targets(raw_targets, names, path, dtype, task=None):
+    """Decide the task from the target cells unless ``task`` is given: integers or strings -> classes, other
+    numbers -> regression."""
+    if len(raw_targets) > 1 and task == "classification":
+        raise DataError(f"{path}: a classification has one target column; got {len(raw_targets)}: "
+                        f"{', '.join(names)}")
+    if len(raw_targets) == 1 and task != "regression":
         cells = [c for _, c in raw_targets[0]]
-        ints = _all_ints(cells)
+        ints = _all_ints(cells, integral_floats=task == "classification")
         if ints is not None:
             class_names, y = _encode_labels(ints, path)
             return "classification", y, class_names
-        if not all(_is_number(c) for c in cells):
+        if task == "classification" or not all(_is_number(c) for c in cells):
             class_names, y = _encode_labels(cells, path)
             return "classification", y, class_names
     columns = []
@@ -126,10 +132,9 @@ def _csv_targets(raw_targets, names, path, dtype):
             try:
                 value = float(cell)
             except ValueError:
-                raise DataError(
-                    f"{path} line {line}: non-numeric value {cell!r} in target column {name!r} "
-                    f"(several target columns must all be numeric)"
-                ) from None
+                why = "a regression needs numbers" if len(names) == 1 else "several target columns must all be numeric"
+                raise DataError(f"{path} line {line}: non-numeric value {cell!r} in target column {name!r} ({why})"
+                                ) from None
             if not math.isfinite(value):
                 raise DataError(f"{path} line {line}: non-finite value {cell!r} in target column {name!r}")
             column.append(value)
@@ -138,14 +143,22 @@ def _csv_targets(raw_targets, names, path, dtype):
     return "regression", (y[:, 0].copy() if len(columns) == 1 else y), None
 
 
-def _all_ints(cells):
+def _all_ints(cells, integral_floats=False):
+    """The cells as ints when each is written as an integer ("3"), or also as an integral number ("3.0") when
+    ``integral_floats``; None otherwise."""
     try:
         return [int(c) for c in cells]
     except ValueError:
+        if not integral_floats:
+            return None
+    try:
+        values = [float(c) for c in cells]
+    except ValueError:
         return None
+    return [int(v) for v in values] if all(math.isfinite(v) and v == int(v) for v in values) else None
 
 
-def load_npz(path, dtype):
+def load_npz(path, dtype, task=None):
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -174,14 +187,16 @@ def load_npz(path, dtype):
             raise DataError(f"{path}: {key} has {rows} but {X_key} has {len(X)}")
 
     if "X" in parts:
-        task, y, class_names = _npz_targets([parts["y"]], path, dtype)
+        task, y, class_names = _npz_targets([parts["y"]], path, dtype, task)
         X_train, X_test, y_train, y_test = _holdout(parts["X"], y[0], task, path)
     else:
         X_train, X_test = parts["X_train"], parts["X_test"]
         if X_train.shape[1] != X_test.shape[1]:
             raise DataError(f"{path}: X_train has {X_train.shape[1]} features but X_test has {X_test.shape[1]}")
-        task, (y_train, y_test), class_names = _npz_targets([parts["y_train"], parts["y_test"]], path, dtype)
-    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype)
+        task, (y_train, y_test), class_names = _npz_targets([parts["y_train"], parts["y_test"]], path, dtype,
+                                                            task)
+    return _standardised(os.path.basename(path), X_train, y_train, X_test, y_test, class_names, task, dtype,
+                         source=os.path.abspath(path))
 
 
 def _npz_features(X, path, key):
@@ -189,19 +204,29 @@ def _npz_features(X, path, key):
         raise DataError(f"{path}: {key} has dtype {X.dtype}; features must be numeric")
     if X.ndim < 2:
         raise DataError(f"{path}: {key} has shape {X.shape}; expected (n, n_features)")
+    if X.shape[0] == 0 or X.size == 0:
+        raise DataError(f"{path}: {key} is empty (shape {X.shape}); at least one example with one feature is needed")
     X = X.reshape(len(X), -1).astype(np.float64)
     if not np.all(np.isfinite(X)):
         raise DataError(f"{path}: {key} has non-finite values (NaN or inf)")
     return X
 
 
-def _npz_targets(ys, path, dtype):
-    """Task, encoded targets and class names for the y arrays (train and test share the classes)."""
+def _npz_targets(ys, path, dtype, task=None):
+    """Task, encoded targets and class names for the y arrays (train and test share the classes). Integers and
+    strings are class labels and floats regression targets, unless ``task`` says otherwise."""
     kinds = {y.dtype.kind for y in ys}
-    if kinds <= set("biuUS"):
+    if task == "classification" and not all(y.dtype.kind in "biuUS" or np.all(np.isfinite(y)) for y in ys):
+        raise DataError(f"{path}: class labels have non-finite values (NaN or inf)")
+    integral = kinds <= set("f") and all(np.all(y == np.round(y)) for y in ys)
+    if task == "regression" and not kinds <= set("biuf"):
+        raise DataError(f"{path}: regression targets must be numbers; got dtype "
+                        f"{', '.join(sorted(str(y.dtype) for y in ys))}")
+    if task == "classification" or (task is None and kinds <= set("biuUS")):
         if any(y.ndim != 1 for y in ys):
             raise DataError(f"{path}: class labels must be 1-D, got shapes {', '.join(str(y.shape) for y in ys)}")
-        class_names, codes = _encode_labels(np.concatenate(ys), path)
+        labels = np.concatenate(ys)
+        class_names, codes = _encode_labels(labels.astype(np.int64) if integral else labels, path)
         bounds = np.cumsum([len(y) for y in ys])[:-1]
         return "classification", np.split(codes, bounds), class_names
     if kinds <= set("biuf"):
