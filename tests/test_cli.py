@@ -237,7 +237,24 @@ def test_predict_regression(tmp_path, capsys):
     net = ffnn.Network.load(os.path.join(run_dir, "model.safetensors"))
     from ffnn.data import Scaling
     X = Scaling.from_dict(net.metadata["scaling"]).transform(np.full((3, 10), 0.5))
-    np.testing.assert_allclose([float(v) for v in lines[1:]], net.predict(X.astype(net.dtype))[:, 0], rtol=1e-6)
+    target = Scaling.from_dict(net.metadata["target_scaling"])  # the network learns standardised targets
+    expected = net.predict(X.astype(net.dtype))[:, 0] * target.scale[0] + target.offset[0]
+    np.testing.assert_allclose([float(v) for v in lines[1:]], expected, rtol=1e-6)
+    y = ffnn.datasets.load("diabetes").y_train
+    np.testing.assert_allclose([target.offset[0], target.scale[0]], [y.mean(), y.std()], rtol=1e-6)
+
+
+def test_regression_learns_targets_of_any_size(capsys):
+    code, out, err = run(capsys, "train", "-d", "diabetes", "-e", "30", "-b", "32", "--output-dir", "out")
+    assert code == 0, err
+    assert "targets standardised" in out
+    summary = json.loads(open(os.path.join(only_run_dir("out"), "summary.json")).read())
+    y_test = ffnn.datasets.load("diabetes").y_test
+    assert summary["test_loss"] < 0.7  # a fraction of the variance left unexplained: predicting the mean gives ~1
+    assert summary["test_rmse"] < 0.85 * y_test.std()
+    code, out, err = run(capsys, "evaluate", only_run_dir("out"))
+    assert code == 0, err
+    assert f"RMSE {summary['test_rmse']:.4g}" in out and f"loss {summary['test_loss']:.4f}" in out
 
 
 def animals_csv(path, names=("cat", "dog", "emu"), shift=0.0, factor=1.0, columns=("a", "b", "c"), bom=False,
@@ -615,6 +632,74 @@ def test_python_dash_m_exit_codes(tmp_path):
     version = ffnn_cmd("--version")
     assert version.returncode == 0 and ffnn.__version__ in version.stdout
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_a_closed_pipe_does_not_stop_training(tmp_path):
+    # `ffnn train | head -1`: the reader goes after the first line; the run still finishes and saves everything
+    proc = subprocess.Popen([sys.executable, "-m", "ffnn", "train", *SMALL_FLAGS[:-1], "--name", "piped"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"data: digits") and "Traceback" not in err and "Exception" not in err
+    summary = json.loads((tmp_path / "runs" / "piped" / "summary.json").read_text())
+    assert summary["epochs_completed"] == 5 and summary["status"] == "completed"
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["gradcheck", "--seed", "-1"], ["--seed", "non-negative", "-1"]),
+    (["gradcheck", "--tolerance", "nan"], ["--tolerance", "between 0 and 1", "nan"]),
+    (["gradcheck", "--tolerance", "-1"], ["--tolerance", "-1"]),
+    (["train", "-d", "digits", "--name", "../escape"], ["name", "plain folder name", "'../escape'"]),
+    (["train", "-d", "digits", "--name", "."], ["name", "'.'"]),
+    (["train", "-d", "text.npz"], ["text.npz", "not a zip archive"]),
+])
+def test_bad_arguments_are_one_error_line(capsys, argv, words):
+    write_csv("text.npz", "1,2,3\n")
+    code, out, err = run(capsys, *argv, *(["-e", "1", "-q"] if argv[0] == "train" else []))
+    line = assert_one_error_line(code, err)
+    for word in words:
+        assert word in line, line
+    assert not os.path.exists("runs") and not os.path.exists("../escape")
+
+
+def test_predict_writes_through_links_and_refuses_folders(capsys, digits_run, tmp_path):
+    write_csv("x.csv", ",".join(["1"] * 64) + "\n")
+    os.makedirs("folder")
+    code, _, err = run(capsys, "predict", digits_run[2], "x.csv", "-o", "folder")
+    line = assert_one_error_line(code, err)
+    assert "is a folder" in line and line.endswith("folder") and ".tmp" not in line
+    write_csv("real.csv", "old\n")
+    os.symlink("real.csv", "link.csv")
+    code, out, err = run(capsys, "predict", digits_run[2], "x.csv", "-o", "link.csv")
+    assert code == 0, err
+    assert "wrote 1 prediction to link.csv" in out
+    assert os.path.islink("link.csv") and open("real.csv").read().startswith("prediction,")
+
+
+def test_resume_may_change_the_device_and_the_data_folder(capsys):
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "--name", "r", "-e", "1")
+    assert code == 0, err
+    code, out, err = run(capsys, "train", "--resume", "runs/r", "-e", "2", "--device", "cpu", "--data-dir", ".")
+    assert code == 0, err
+    assert json.loads(open("runs/r/summary.json").read())["epochs_completed"] == 2
+    code, _, err = run(capsys, "train", "--resume", "runs/r", "-lr", "0.1")
+    line = assert_one_error_line(code, err)
+    assert "--epochs, --device, --data-dir" in line and "--learning_rate" in line
+
+
+def test_a_config_file_may_name_the_wandb_project(tmp_path, capsys, monkeypatch):
+    from ffnn import wandb_logging
+
+    seen = []
+    monkeypatch.setattr(wandb_logging, "make_logger", lambda project, entity, config: seen.append((project, entity)))
+    write_csv("c.yaml", "dataset: digits\nepochs: 1\nwandb_project: course\nwandb_entity: me\n")
+    code, _, err = run(capsys, "train", "--config", "c.yaml", "-q")
+    assert code == 0, err
+    assert seen == [("course", "me")]
+    code, _, err = run(capsys, "train", "--config", "c.yaml", "-q", "-wp", "other")
+    assert seen[-1] == ("other", "me")
 
 
 def test_training_imports_neither_the_other_commands_nor_the_downloader(tmp_path):

@@ -139,6 +139,69 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
                        log=lines.append)
     assert np.array_equal(again.net.theta, first.net.theta)
     assert any("already finished 2 epochs" in line for line in lines)
+    assert again.summary == first.summary  # nothing rewritten
+    saved = {name: open(os.path.join(first.run_dir, name), "rb").read() for name in os.listdir(first.run_dir)}
+    runs.train(runs.load_run_config(first.run_dir), run_dir=first.run_dir, resume=True, verbose=0)
+    assert {name: open(os.path.join(first.run_dir, name), "rb").read() for name in os.listdir(first.run_dir)} == saved
+
+
+def test_resume_records_the_new_epochs_and_adds_up_the_time(tmp_path):
+    first = runs.train(digits_config(tmp_path, epochs=2, lr_schedule="constant"), verbose=0)
+    config = runs.load_run_config(first.run_dir)
+    config.epochs = 1
+    with pytest.raises(ConfigError, match="already finished 2 epochs; --epochs must be at least 2 \\(got 1\\)"):
+        runs.train(config, run_dir=first.run_dir, resume=True, verbose=0)
+    config.epochs = 3
+    longer = runs.train(config, run_dir=first.run_dir, resume=True, verbose=0)
+    assert runs.load_run_config(first.run_dir).epochs == 3
+    assert longer.summary["seconds"] > first.summary["seconds"]
+    assert longer.summary["seconds"] >= first.summary["seconds"] + longer.trainer.history.rows[-1]["seconds"]
+
+
+def test_an_early_stopped_run_is_finished(tmp_path):
+    lines = []
+    first = runs.train(digits_config(tmp_path, epochs=40, patience=1, learning_rate=0.05, optimizer="sgd",
+                                     lr_schedule="constant", hidden_sizes=[8]), verbose=1, log=lines.append)
+    stopped = first.trainer.epoch
+    assert stopped < 40 and first.trainer.stopped_early
+    # the line of the epoch that stopped it comes first, then why
+    assert lines[-2].startswith(f"epoch {stopped}/40") and lines[-1].startswith("early stopping: no improvement for 1 "
+                                                                               "epoch;")
+    with pytest.raises(ConfigError, match=f"stopped early after epoch {stopped}"):
+        runs.train(runs.load_run_config(first.run_dir), run_dir=first.run_dir, resume=True, verbose=0)
+
+
+class FailsInEpoch:
+    def on_epoch_begin(self, trainer):
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("case", ["batch", "smoothing", "epoch"])
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, case):
+    config = digits_config(tmp_path, batch_size=5000) if case == "batch" else \
+        digits_config(tmp_path, dataset="diabetes", label_smoothing=0.1) if case == "smoothing" else \
+        digits_config(tmp_path)
+    with pytest.raises((ConfigError, OSError)):
+        runs.train(config, verbose=0, callbacks=[FailsInEpoch()] if case == "epoch" else [])
+    assert not os.path.exists(tmp_path / "runs") or os.listdir(tmp_path / "runs") == []
+    # a folder that holds anything else is left alone
+    os.makedirs(tmp_path / "mine")
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(OSError):
+        runs.train(digits_config(tmp_path), run_dir=os.fspath(tmp_path / "mine"), verbose=0,
+                   callbacks=[FailsInEpoch()])
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_a_file_dataset_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    result = runs.train(digits_config(tmp_path, dataset="d.csv", target="y", batch_size=8, epochs=1,
+                                      data_dir="."), verbose=0)
+    config = runs.load_run_config(result.run_dir)
+    assert config.dataset == os.fspath(tmp_path / "d.csv") and config.data_dir == os.fspath(tmp_path)
+    assert result.net.metadata["dataset"] == os.fspath(tmp_path / "d.csv")
+    assert result.net.metadata["feature_names"] == ["x"]
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -151,7 +214,7 @@ def test_a_run_says_what_it_trains_on_and_how(tmp_path, monkeypatch, enabled):
     assert lines[0] == "data: digits, 1293 training, 144 validation and 360 test examples"
     assert lines[1] == "network: 64-32-10 relu, softmax + cross_entropy, 2,410 parameters"
     assert lines[2] == ("training: adam (lr 0.002, beta1 0.9, beta2 0.999, epsilon 1e-08), cosine schedule, "
-                        "batch 32, 1 epochs, float32, "
+                        "batch 32, 1 epoch, float32, "
                         + ("compiled kernels" if enabled else "NumPy only (ffnn's C extension is not in use)"))
 
 
@@ -163,6 +226,9 @@ def test_load_run_config_errors(tmp_path):
         runs.load_run_config(tmp_path)
     (tmp_path / "config.json").write_text("{broken")
     with pytest.raises(ConfigError, match="cannot read"):
+        runs.load_run_config(tmp_path)
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ConfigError, match="not a mapping of settings"):
         runs.load_run_config(tmp_path)
 
 
@@ -188,6 +254,12 @@ def test_diverged_run_keeps_the_last_good_weights(tmp_path):
     assert np.all(np.isfinite(net.theta))
     assert json.load(open(os.path.join(result.run_dir, "summary.json")))["status"] == "diverged"
     assert len(History.from_csv(os.path.join(result.run_dir, "history.csv"))) == result.trainer.epoch
+
+
+def test_class_labels_with_a_linear_output_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="'iris' holds class labels; use output 'softmax'"):
+        runs.train(digits_config(tmp_path, dataset="iris", output="linear", loss="mean_squared_error"), verbose=0)
+    assert not os.path.exists(tmp_path / "runs")
 
 
 def test_regression_dataset_with_softmax_output_is_refused(tmp_path):

@@ -94,6 +94,8 @@ TRAIN_KEYS = ("dataset", "epochs", "batch_size", "loss", "optimizer", "learning_
               "lr_min_factor", "label_smoothing", "decoupled_weight_decay")
 
 
+RESUME_KEYS = ("epochs", "device", "data_dir")  # what may change when a run goes on: not its math
+
 CORE_COMMANDS = ("train", "evaluate", "predict", "gradcheck")
 
 
@@ -167,7 +169,7 @@ def main(argv=None):
         print("ffnn: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `ffnn evaluate ... | head`: the reader has gone, which is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
     except OSError as exc:
         if args.debug:
@@ -187,6 +189,19 @@ def main(argv=None):
         print(f"ffnn: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_ERROR
+
+
+def _silence_stdout():
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_while_read(*args, **kwargs):
+    """print, until the reader of standard output goes away (``ffnn train | head``): training goes on, unheard."""
+    try:
+        print(*args, **kwargs)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 # -- train ---------------------------------------------------------------------------------------------------
@@ -215,24 +230,31 @@ def train_config(args):
     values = read_config_file(args.config) if args.config else {}
     source = args.config or "command line"
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    for key in ("wandb_project", "wandb_entity"):  # options of the command, not of the training: flags win
+        value = values.pop(key, None)
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     values.update({k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)})
     return TrainConfig.from_dict(values, source=source)
 
 
 def cmd_train(args):
     from . import runs
+    from .training import plural
 
     verbose = 0 if args.quiet else 1
     callbacks = []
     if args.resume:
-        given = [k for k in TRAIN_KEYS if hasattr(args, k) and k != "epochs"]
+        given = [k for k in TRAIN_KEYS if hasattr(args, k) and k not in RESUME_KEYS]
         if given or args.config:
-            raise ConfigError(f"--resume continues a run with its own settings; only --epochs may be given "
+            raise ConfigError(f"--resume continues a run with its own settings; only "
+                              f"{', '.join('--' + k.replace('_', '-') for k in RESUME_KEYS)} may be given "
                               f"(got {', '.join('--' + k for k in given) or '--config'})")
         config = runs.load_run_config(args.resume)
-        if hasattr(args, "epochs"):
-            config.epochs = args.epochs
-            config.validate()
+        for key in RESUME_KEYS:
+            if hasattr(args, key):
+                setattr(config, key, getattr(args, key))
+        config.validate()
         run_dir = args.resume
     else:
         config = train_config(args)
@@ -241,13 +263,16 @@ def cmd_train(args):
         from .wandb_logging import make_logger
         callbacks.append(make_logger(args.wandb_project, args.wandb_entity, config))
     callbacks = [c for c in callbacks if c is not None]
-    result = runs.train(config, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks, verbose=verbose)
+    result = runs.train(config, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks, verbose=verbose,
+                        log=_print_while_read)
     for callback in callbacks:
         getattr(callback, "finish", lambda result: None)(result)
     s = result.summary
     if result.status == "completed":
         acc = f", test accuracy {s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else ""
-        print(f"test loss {s['test_loss']:.4f}{acc}; {s['epochs_completed']} epochs in {s['seconds']:.1f}s")
+        rmse = f", test RMSE {s['test_rmse']:.4g}" if s.get("test_rmse") is not None else ""
+        print(f"test loss {s['test_loss']:.4f}{acc}{rmse}; {plural(s['epochs_completed'], 'epoch')} in "
+              f"{s['seconds']:.1f}s")
         print(f"saved to {result.run_dir}")
         return 0
     print(f"ffnn: {result.message}", file=sys.stderr)
@@ -266,8 +291,10 @@ def _model_path(path):
 
 def cmd_evaluate(args):
     from . import data
+    from .data import Scaling
     from .metrics import confusion_matrix, format_confusion
     from .network import Network
+    from .runs import standard_targets, rmse
 
     net = Network.load(_model_path(args.model))
     meta = net.metadata
@@ -277,9 +304,13 @@ def cmd_evaluate(args):
     ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or meta.get("target"),
                    dtype=net.dtype.name, task=meta.get("task"))
     X_test, y_test = _as_trained(net, ds)
-    result = net.evaluate(X_test, y_test)
+    target = Scaling.from_dict(meta["target_scaling"]) if meta.get("target_scaling") else None
+    result = net.evaluate(X_test, standard_targets(y_test, target))
     print(f"dataset {ds.name}: {len(y_test)} test examples")
-    print(f"loss {result['loss']:.4f}")
+    if target is not None:
+        print(f"loss {result['loss']:.4f} (of standardised targets); RMSE {rmse(net, X_test, y_test, target):.4g}")
+    else:
+        print(f"loss {result['loss']:.4f}")
     if "accuracy" in result:
         print(f"accuracy {result['accuracy']:.4f}")
         cm = confusion_matrix(y_test, net.predict(X_test), net.sizes[-1])
@@ -362,6 +393,7 @@ def cmd_predict(args):
     from .data import Scaling
     from .fsutil import write_text
     from .network import Network
+    from .training import plural
 
     net = Network.load(_model_path(args.model))
     meta = net.metadata
@@ -369,6 +401,9 @@ def cmd_predict(args):
     if meta.get("scaling"):
         X = Scaling.from_dict(meta["scaling"]).transform(X)
     y_hat = net.predict_proba(X.astype(net.dtype))
+    if meta.get("target_scaling"):  # outputs in the targets' own units
+        target = Scaling.from_dict(meta["target_scaling"])
+        y_hat = y_hat.astype(np.float64) * target.scale + target.offset
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if net.output_layer.output == "softmax":
@@ -382,7 +417,7 @@ def cmd_predict(args):
             writer.writerow([f"{v:.8g}" for v in row])
     if args.output:
         write_text(args.output, out.getvalue())
-        print(f"wrote {len(y_hat)} predictions to {args.output}")
+        print(f"wrote {plural(len(y_hat), 'prediction')} to {args.output}")
     else:
         sys.stdout.write(out.getvalue())
     return 0
@@ -394,6 +429,10 @@ def cmd_gradcheck(args):
 
     if args.batch < 1:
         raise ConfigError(f"--batch must be a positive integer; got {args.batch}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer; got {args.seed}")
+    if not 0 < args.tolerance < 1:  # NaN fails this too
+        raise ConfigError(f"--tolerance must be a relative error between 0 and 1; got {args.tolerance}")
     net, X, y = random_problem(args.sizes, args.activation, args.output, args.loss, args.batch, args.seed)
     errors = check_gradients(net, X, y)
     print(f"{net!r}, batch {args.batch}: relative error ||backprop - central difference|| / (||.|| + ||.||)")

@@ -6,6 +6,7 @@ a sweep and the CLI all speak the same keys.
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -171,4 +172,8 @@ class TrainConfig:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError(f"dataset must be a dataset name or a file path; got {self.dataset!r}")
+        if self.name is not None and (not isinstance(self.name, str) or self.name.strip() in ("", ".", "..")
+                                      or any(sep and sep in self.name for sep in ("/", os.sep, os.altsep))):
+            raise ConfigError(f"name must be a plain folder name (no path separators, not '.' or '..'); "
+                              f"got {self.name!r}")
         return self

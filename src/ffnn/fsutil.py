@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the same folder, fsync, then rename over the target.
 
-A failure at any point leaves the previous file (if any) untouched and removes the temporary file.
+A failure at any point leaves the previous file (if any) untouched and removes the temporary file. A symbolic link
+is followed (the file it points to is replaced, the link stays), and something that is not a regular file, such as
+/dev/stdout or a named pipe, is written to directly: it has no previous contents to keep.
 """
 
 import contextlib
@@ -14,8 +16,16 @@ def atomic_write(path, mode="wb"):
 
     Usage: ``with atomic_write(p, "w") as f: f.write(...)``.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(os.fspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a folder, not a file", path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+        return
+    folder = os.path.dirname(path)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(20, "not a folder", folder)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:

@@ -121,6 +121,9 @@ def save_network(net, path, metadata=None):
 def network_from(tensors, meta, name, device="cpu"):
     """Build a Network from the tensors and meta of a model or checkpoint file."""
     from .network import Network
+    from .backend import get_array_module
+
+    get_array_module(device)  # a device that is not usable here is not a fault of the file
 
     try:
         config = meta["config"]

@@ -10,6 +10,7 @@ Every file is written atomically, so an interrupted or crashed run leaves the la
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -20,13 +21,15 @@ import numpy as np
 
 from . import cuda, data, kernels
 from .config import TrainConfig
+from .data import Scaling
+from .data.datasets import USER_SUFFIXES
 from .errors import ConfigError, TrainingDiverged
 from .fsutil import write_text
 from .io import load_checkpoint, save_checkpoint
 from .network import Network
 from .optimizers import get_optimizer
 from .outputs import canonical_output
-from .training import Trainer, split_rows
+from .training import Trainer, plural, split_rows
 
 CONFIG, HISTORY, CHECKPOINT, MODEL, SUMMARY = ("config.json", "history.csv", "checkpoint.safetensors",
                                                 "model.safetensors", "summary.json")
@@ -67,17 +70,30 @@ def build_network(config, dataset):
     if not classification and output == "softmax":
         raise ConfigError(f"dataset {dataset.name!r} is a regression task; use output 'linear' with loss "
                           "'squared_error'")
+    if classification and canonical_output(output) == "linear":
+        raise ConfigError(f"dataset {dataset.name!r} holds class labels; use output 'softmax' (with loss "
+                          "'cross_entropy' or 'mean_squared_error')")
     sizes = [dataset.n_features] + config.hidden + [dataset.n_outputs]
     net = Network(sizes, activation=config.activation, output=output, loss=loss, init=config.weight_init,
                   dtype=config.dtype, seed=config.seed, device=config.device, dropout=config.dropout)
     # what evaluate and predict need to see new data as this network saw its own: where the data is (a user's
-    # file by its absolute path), what the outputs mean, and how the features were scaled (and named, in a CSV)
+    # file by its absolute path), what the outputs mean, and how the features were scaled (and named, in a CSV);
+    # regression targets are standardised too, so that one learning rate suits targets of any size
     net.metadata = {"dataset": dataset.source or dataset.name, "task": dataset.task,
                     "class_names": dataset.class_names,
                     "scaling": dataset.scaling.to_dict() if dataset.scaling is not None else None,
                     "target": config.target, "feature_names": dataset.feature_names,
-                    "data_dir": os.path.abspath(config.data_dir) if config.data_dir else None}
+                    "data_dir": os.path.abspath(config.data_dir) if config.data_dir else None,
+                    "target_scaling": None if classification else target_scaling(dataset.y_train).to_dict()}
     return net
+
+
+def target_scaling(y):
+    """The Scaling that standardises regression targets y, shape (n,) or (n, k): per output, mean and std."""
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    std = y.std(axis=0)
+    std[std == 0] = 1.0
+    return Scaling(offset=y.mean(axis=0), scale=std)
 
 
 def load_dataset(config):
@@ -140,6 +156,9 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     RunResult
     """
     config.validate()
+    if not resume:  # so that the run can be evaluated and resumed from any folder
+        config = dataclasses.replace(config, dataset=_absolute_if_file(config.dataset),
+                                     data_dir=config.data_dir and os.path.abspath(config.data_dir))
     started = time.perf_counter()
     own_data = dataset is None
     dataset = dataset if dataset is not None else load_dataset(config)
@@ -148,46 +167,64 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     rows = validation_rows = None  # the split is kept as row indices: the training set is never copied
     if config.val_fraction:
         rows, validation_rows = split_rows(X.shape[0], config.val_fraction, rng)
+    n_train = X.shape[0] if rows is None else len(rows)
+    previous_seconds = 0.0
     if resume:
         net, state, _ = load_checkpoint(os.path.join(run_dir, CHECKPOINT), device=config.device)
+        done = int(state["epoch"])
+        if state.get("stopped_early"):
+            raise ConfigError(f"{run_dir} stopped early after epoch {done} (its validation loss stopped improving); "
+                              "there is nothing to resume")
+        if config.epochs < done:
+            raise ConfigError(f"{run_dir} has already finished {plural(done, 'epoch')}; --epochs must be at least "
+                              f"{done} (got {config.epochs})")
+        previous_seconds = float(_read_json(os.path.join(run_dir, SUMMARY)).get("seconds") or 0.0)
     else:
         net = build_network(config, dataset)
-        run_dir = run_dir or new_run_dir(config)
-        os.makedirs(run_dir, exist_ok=True)
-        write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")
-    X, y = net._check_X(X), net._check_y(y, X.shape[0])
+    if config.batch_size > n_train:
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the {n_train} training examples; "
+                          f"use at most {n_train}")
+    target_scaling = Scaling.from_dict(net.metadata["target_scaling"]) if net.metadata.get("target_scaling") \
+        else None
+    X, y = net._check_X(X), net._check_y(standard_targets(y, target_scaling), X.shape[0])
     optimizer = get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs())
+    files = _EpochFiles(run_dir)
     trainer = Trainer(net, optimizer, epochs=config.epochs, batch_size=config.batch_size,
                       weight_decay=config.weight_decay, patience=config.patience, seed=rng,
-                      callbacks=[_EpochFiles(run_dir), *callbacks], verbose=verbose, log=log,
+                      callbacks=[files, *callbacks], verbose=verbose, log=log,
                       schedule=config.schedule(), decoupled_weight_decay=config.decoupled_weight_decay,
                       label_smoothing=config.label_smoothing)
+    created = None  # the folder this call made, removed again if it fails before anything is saved in it
     if resume:
         trainer.load_state_dict(state)
         trainer.epochs = config.epochs
         if trainer.epoch >= trainer.epochs:
-            log(f"{run_dir} already finished {trainer.epoch} epochs; pass a larger --epochs to train further")
-    if verbose >= 1:
-        n_train = X.shape[0] if rows is None else len(rows)
-        n_val = 0 if validation_rows is None else len(validation_rows)
-        log(f"data: {dataset.name}, {n_train} training, {n_val} validation and {len(dataset.y_test)} test examples")
-        log(f"network: {'-'.join(map(str, net.sizes))} {net.activation.name}, {net.output_layer.output} + "
-            f"{net.output_layer.loss_name}, {net.n_params:,} parameters"
-            + (f", dropout {net.dropout:g}" if net.dropout else ""))
-        settings = ", ".join([f"lr {optimizer.learning_rate:g}"] + [f"{k} {getattr(optimizer, k):g}"
-                                                                   for k in optimizer.hyperparameters])
-        log(f"training: {optimizer.name} ({settings}), {config.lr_schedule} schedule, batch {config.batch_size}, "
-            f"{config.epochs} epochs, {net.dtype.name}, "
-            + (cuda.describe() if cuda.is_array(net.theta) else "compiled kernels" if kernels.ENABLED
-               else "NumPy only (ffnn's C extension is not in use)")
-            + (f"; resuming after epoch {trainer.epoch}" if resume else ""))
-    status, message = "completed", ""
-    guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
-    with guard:
-        try:
-            trainer.fit(X, net.xp.asarray(y), rows=rows, validation_rows=validation_rows)
-        except TrainingDiverged as exc:
-            status, message = "diverged", str(exc)
+            log(f"{run_dir} already finished {plural(trainer.epoch, 'epoch')}; pass a larger --epochs to train "
+                "further")
+            return _finished_run(run_dir, net, trainer)
+        write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")  # its new epochs
+    else:
+        if run_dir is None:
+            run_dir = created = new_run_dir(config)
+        elif not os.path.isdir(run_dir):
+            os.makedirs(run_dir)
+            created = run_dir
+        files.run_dir = run_dir
+        write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")
+    try:
+        if verbose >= 1:
+            _log_settings(log, config, dataset, net, n_train, validation_rows, trainer, target_scaling, resume)
+        status, message = "completed", ""
+        guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
+        with guard:
+            try:
+                trainer.fit(X, net.xp.asarray(y), rows=rows, validation_rows=validation_rows)
+            except TrainingDiverged as exc:
+                status, message = "diverged", str(exc)
+    except BaseException:
+        if created is not None and not os.path.exists(os.path.join(created, CHECKPOINT)):
+            _remove_run_dir(created)  # it holds config.json alone: a run that never finished an epoch
+        raise
     if trainer.interrupted:
         status = "interrupted"
         message = (f"interrupted: {trainer.epoch} of {trainer.epochs} epochs finished and saved; resume with: "
@@ -200,16 +237,82 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         # Nothing needs the training split any more. Letting it go before the test split is used keeps this step
         # far below the memory used in training.
         X = y = dataset.X_train = None
-    test = net.evaluate(dataset.inputs("test"), dataset.y_test)
+    test = net.evaluate(dataset.inputs("test"), standard_targets(dataset.y_test, target_scaling))
     summary = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
-               "epochs_completed": trainer.epoch, "seconds": round(time.perf_counter() - started, 3),
+               "epochs_completed": trainer.epoch,
+               "seconds": round(previous_seconds + time.perf_counter() - started, 3),
                "status": status, "run_dir": run_dir}
+    if target_scaling is not None:  # the loss is of standardised targets; this is in the targets' own units
+        summary["test_rmse"] = rmse(net, dataset.inputs("test"), dataset.y_test, target_scaling)
     if validation_rows is not None and len(trainer.history):
         summary["best_val_accuracy"] = max((a for a in trainer.history["val_accuracy"] if a is not None),
                                            default=None)
         summary["best_val_loss"] = min(trainer.history["val_loss"])
     write_text(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=2) + "\n")
     return RunResult(run_dir, net, trainer, summary, status, message)
+
+
+def _log_settings(log, config, dataset, net, n_train, validation_rows, trainer, target_scaling, resume):
+    n_val = 0 if validation_rows is None else len(validation_rows)
+    log(f"data: {dataset.name}, {n_train} training, {n_val} validation and {len(dataset.y_test)} test examples"
+        + ("; targets standardised, so losses are in units of their standard deviation"
+           if target_scaling is not None else ""))
+    log(f"network: {'-'.join(map(str, net.sizes))} {net.activation.name}, {net.output_layer.output} + "
+        f"{net.output_layer.loss_name}, {net.n_params:,} parameters"
+        + (f", dropout {net.dropout:g}" if net.dropout else ""))
+    optimizer = trainer.optimizer
+    settings = ", ".join([f"lr {config.learning_rate:g}"] + [f"{k} {getattr(optimizer, k):g}"
+                                                             for k in optimizer.hyperparameters])
+    log(f"training: {optimizer.name} ({settings}), {config.lr_schedule} schedule, batch {config.batch_size}, "
+        f"{plural(config.epochs, 'epoch')}, {net.dtype.name}, "
+        + (cuda.describe() if cuda.is_array(net.theta) else "compiled kernels" if kernels.ENABLED
+           else "NumPy only (ffnn's C extension is not in use)")
+        + (f"; resuming after epoch {trainer.epoch}" if resume else ""))
+
+
+def _finished_run(run_dir, net, trainer):
+    """The result of a resumed run that has nothing left to train: what its folder already holds."""
+    summary = _read_json(os.path.join(run_dir, SUMMARY))
+    if not summary:
+        raise ConfigError(f"{run_dir} has no readable {SUMMARY}; resume it with a larger --epochs")
+    return RunResult(run_dir, net, trainer, summary, summary.get("status", "completed"))
+
+
+def _absolute_if_file(dataset):
+    return os.path.abspath(dataset) if dataset.lower().endswith(USER_SUFFIXES) else dataset
+
+
+def _read_json(path):
+    """The mapping in a JSON file, or {} when there is none or it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _remove_run_dir(path):
+    for name in os.listdir(path):
+        if name != CONFIG and not name.startswith("."):
+            return  # something besides the run's own config: leave it all
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def standard_targets(y, target_scaling):
+    """Regression targets in the units the network is trained in (unchanged without a target scaling)."""
+    if target_scaling is None:
+        return y
+    return ((np.asarray(y, np.float64) - target_scaling.offset) / target_scaling.scale).astype(y.dtype)
+
+
+def rmse(net, X, y, target_scaling):
+    """Root mean squared error of a regression network's outputs, in the targets' own units (per example and
+    output, so comparable across data sets)."""
+    y_hat = net.predict(X).astype(np.float64) * target_scaling.scale + target_scaling.offset
+    y = np.asarray(y, np.float64).reshape(y_hat.shape)
+    return float(np.sqrt(np.mean((y_hat - y) ** 2)))
 
 
 def load_run_config(run_dir):
@@ -223,6 +326,8 @@ def load_run_config(run_dir):
                           "created") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the run's configuration ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: cannot read the run's configuration (not a mapping of settings)")
     if not os.path.exists(os.path.join(run_dir, CHECKPOINT)):
         raise ConfigError(f"{run_dir} has no {CHECKPOINT} to resume from (it finished no epoch)")
     return TrainConfig.from_dict(values, source=path)

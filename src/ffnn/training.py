@@ -120,6 +120,7 @@ class Trainer:
         self.best_theta = None         # parameters at that epoch (when patience is set)
         self.wait = 0                  # epochs since the best one
         self.stop_training = False     # set by callbacks (early stop)
+        self.stopped_early = False     # the validation loss stopped improving (patience): the run is over
         self.stop_requested = False    # set from outside (a signal handler): stop after the current batch
         self.interrupted = False
         self.schedule = get_schedule(schedule, epochs=self.epochs) if isinstance(schedule, str) else \
@@ -142,6 +143,7 @@ class Trainer:
         """Everything but the network's parameters needed to continue this run exactly."""
         return {"epoch": self.epoch, "epochs": self.epochs, "rng": self.rng.bit_generator.state,
                 "best_loss": self.best_loss, "wait": self.wait, "history": self.history.rows,
+                "stopped_early": self.stopped_early,
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "base_learning_rate": self.base_learning_rate,
                 "best_theta": None if self.best_theta is None else self.best_theta.copy()}
@@ -151,6 +153,7 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         self.best_loss = float(state["best_loss"])
         self.wait = int(state["wait"])
+        self.stopped_early = bool(state.get("stopped_early", False))
         self.history = History(state["history"])
         optimizer = dict(state["optimizer"])  # its arrays on the network's device (a checkpoint holds NumPy ones)
         optimizer["arrays"] = {k: self.net.xp.asarray(v) for k, v in optimizer["arrays"].items()}
@@ -207,7 +210,7 @@ class Trainer:
             s = self._device_run
             xp.cuda.Device().synchronize()  # what other streams wrote (the weights, say) is in place first
         run_epoch = self._device_epoch if on_device else self._host_epoch
-        self.stop_training = False
+        self.stop_training = self.stopped_early = False
 
         # A diverging loss is caught and reported below; NumPy's overflow warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore"), s.stream, _synchronized(s.stream if on_device else None):
@@ -250,6 +253,9 @@ class Trainer:
                     getattr(cb, "on_epoch_end", lambda t, r: None)(self, row)
                 if self.verbose >= 1:
                     self.log(format_row(row, self.epochs))
+                    if self.stopped_early:
+                        self.log(f"early stopping: no improvement for {plural(self.patience, 'epoch')}; "
+                                 f"restoring the weights of epoch {epoch - self.wait}")
             if self.patience is not None and self.best_theta is not None and not self.interrupted:
                 net.theta[...] = self.best_theta
         return self.history
@@ -378,10 +384,7 @@ class Trainer:
         else:
             self.wait += 1
             if self.patience is not None and self.wait >= self.patience:
-                self.stop_training = True
-                if self.verbose >= 1:
-                    self.log(f"early stopping: no improvement for {self.patience} epochs; "
-                             f"restoring the weights of epoch {row['epoch'] - self.wait}")
+                self.stop_training = self.stopped_early = True
 
 
 @contextlib.contextmanager
@@ -442,6 +445,11 @@ class _DeviceBatches(_Batches):
             and layer.O in (outputs.softmax, outputs.linear) and not net.dropout
             and ACTIVATIONS.get(net.activation.name) is net.activation
             and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))
+
+
+def plural(n, word):
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def format_row(row, epochs):

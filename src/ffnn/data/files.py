@@ -160,6 +160,9 @@ def _all_ints(cells, integral_floats=False):
 
 def load_npz(path, dtype, task=None):
     try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"PK":  # every zip file starts so
+                raise DataError(f"{path}: cannot read NPZ (not a zip archive of arrays, as numpy.savez writes)")
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             if {"X_train", "y_train", "X_test", "y_test"} <= keys:
