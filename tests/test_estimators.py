@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ffnn import Network
+from ffnn.data import Scaling
 from ffnn.errors import ConfigError, DataError
 from ffnn.estimators import FFNNClassifier, FFNNRegressor, weighted_output_layer
 from ffnn.gradcheck import check_gradients, random_problem
@@ -186,6 +187,44 @@ def test_one_class_is_refused_with_a_message_about_classes():
         FFNNClassifier().fit(np.zeros((5, 2)), np.ones(5))
 
 
+
+@no_convergence_warning
+def test_a_refused_refit_leaves_the_fitted_classifier_as_it_was():
+    pd = pytest.importorskip("pandas")
+    X, y = iris()
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(frame, names)
+    proba, curve = clf.predict_proba(frame), list(clf.loss_curve_)
+    with pytest.raises(DataError, match="two classes"):
+        clf.fit(X, np.zeros(150))
+    with pytest.raises(ValueError, match="3 features"):  # classes 0..2 and n_features_in_ 4 set before the check
+        clf.fit(X, y, validation_data=(X[:, :3], y))
+    with pytest.raises(ValueError, match="2 features"):  # X of 3 features, its validation set of 2
+        clf.fit(X[:, :3], y, validation_data=(X[:, :2], y))
+    assert clf.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    assert clf.n_features_in_ == 4 and clf.feature_names_in_.tolist() == ["sl", "sw", "pl", "pw"]
+    assert clf.loss_curve_ == curve and clf.n_iter_ == 5
+    np.testing.assert_array_equal(clf.predict_proba(frame), proba)
+    np.testing.assert_array_equal(clf.predict(frame), clf.classes_[proba.argmax(axis=1)])
+    assert clf.network_.metadata["class_names"] == ["setosa", "versicolor", "virginica"]
+
+
+@no_convergence_warning
+def test_a_refused_refit_leaves_the_fitted_regressor_as_it_was():
+    X, y = regression(60)
+    reg = FFNNRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    pred, y_mean, y_scale = reg.predict(X), reg._y_mean.copy(), reg._y_scale.copy()
+    with pytest.raises(ValueError, match="3 features"):
+        reg.fit(X, y * 1000, validation_data=(X[:, :3], y))
+    with pytest.raises(ValueError, match="random_state"):  # the seed is read after the targets' scaling
+        reg.set_params(random_state="seed").fit(X[:, :4], np.column_stack([y, y]) * 1000)
+    np.testing.assert_array_equal(reg._y_mean, y_mean)
+    np.testing.assert_array_equal(reg._y_scale, y_scale)
+    assert reg.n_features_in_ == 5 and reg.network_.metadata["target_scaling"]["offset"] == y_mean.tolist()
+    np.testing.assert_array_equal(reg.predict(X), pred)
+
+
 def test_regressor_predicts_in_the_units_of_y():
     X, y = regression(300)
     y_big = 1000 * y + 5e4
@@ -251,6 +290,53 @@ def test_network_is_an_ffnn_network_that_saves(tmp_path):
     net.save(tmp_path / "iris.safetensors")
     loaded = Network.load(tmp_path / "iris.safetensors")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+
+def outputs_as_ffnn_predict_sees_them(path, X):
+    """A saved network's outputs in the units of y, from the file alone: its feature scaling applied to X, its
+    target scaling (if any) to y_hat."""
+    net = Network.load(path)
+    meta = net.metadata
+    if meta["scaling"]:
+        X = Scaling.from_dict(meta["scaling"]).transform(X)
+    y_hat = net.predict_proba(X.astype(net.dtype))
+    if meta["target_scaling"]:
+        y_hat = Scaling.from_dict(meta["target_scaling"]).inverse_transform(y_hat)
+    return meta, y_hat
+
+
+@no_convergence_warning
+def test_a_saved_classifier_network_names_its_classes_and_features(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = iris()
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(frame, names)
+    clf.network_.save(tmp_path / "iris.safetensors")
+    meta, proba = outputs_as_ffnn_predict_sees_them(tmp_path / "iris.safetensors", X)
+    assert meta == {"task": "classification", "class_names": ["setosa", "versicolor", "virginica"],
+                    "feature_names": ["sl", "sw", "pl", "pw"], "scaling": None, "target_scaling": None}
+    np.testing.assert_array_equal(proba, clf.predict_proba(frame))
+    np.testing.assert_array_equal(np.array(meta["class_names"])[proba.argmax(axis=1)], clf.predict(frame))
+    # Numeric labels are stored as strings, as ffnn's own models store them.
+    clf.fit(X, y + 5)
+    assert clf.network_.metadata["class_names"] == ["5", "6", "7"]
+    assert clf.network_.metadata["feature_names"] is None
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_a_saved_regressor_network_maps_its_outputs_back_to_the_units_of_y(tmp_path, n_outputs):
+    X, y = regression(60)
+    Y = 1000 * y + 5e4 if n_outputs == 1 else np.column_stack([1000 * y + 5e4, -3 * y])
+    reg = FFNNRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, Y)
+    reg.network_.save(tmp_path / "reg.safetensors")
+    meta, y_hat = outputs_as_ffnn_predict_sees_them(tmp_path / "reg.safetensors", X)
+    assert meta["task"] == "regression" and meta["class_names"] is None and meta["scaling"] is None
+    assert meta["target_scaling"] == {"offset": reg._y_mean.tolist(), "scale": reg._y_scale.tolist()}
+    assert len(meta["target_scaling"]["offset"]) == n_outputs and meta["target_scaling"]["scale"][0] > 100
+    np.testing.assert_array_equal(y_hat[:, 0] if n_outputs == 1 else y_hat, reg.predict(X))
 
 
 # -- the training loop: curves, convergence, early stopping, validation ------------------------------------------
@@ -363,6 +449,15 @@ def test_callbacks_see_the_trainer_and_can_stop_training():
     assert [loss for _, _, loss in seen] == clf.loss_curve_
 
 
+
+@no_convergence_warning
+def test_callbacks_none_means_no_callbacks():
+    X, y = blobs()
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with_none = FFNNClassifier(**params).fit(X, y, callbacks=None)
+    assert with_none.loss_curve_ == FFNNClassifier(**params).fit(X, y).loss_curve_
+
+
 @no_convergence_warning
 def test_verbose_shows_a_progress_bar(capsys):
     X, y = blobs()
@@ -433,6 +528,70 @@ def test_warm_start_continues_from_the_current_weights():
     cold = FFNNClassifier(**params).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ == 5 and cold.loss_curve_ == first
+
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("change", [{"hidden_layer_sizes": (8,)}, {"hidden_layer_sizes": (16, 16)},
+                                    {"dtype": "float32"}])
+def test_warm_start_refuses_a_change_the_weights_cannot_follow(change):
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), max_iter=3, warm_start=True, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    name = next(iter(change))
+    clf.set_params(**change)
+    with pytest.raises(ValueError, match=f"{name}.*warm_start=False"):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match=name):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 3 and clf.network_.sizes == [4, 16, 3] and clf.network_.dtype == np.float64
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    # Without warm_start, fit starts a new network as the parameters say.
+    clf.set_params(warm_start=False).fit(X, y)
+    new = FFNNClassifier(**clf.get_params()).fit(X, y)
+    assert clf.network_.config == new.network_.config and clf.n_iter_ == 3
+    np.testing.assert_array_equal(clf.predict_proba(X), new.predict_proba(X))
+
+
+@no_convergence_warning
+def test_warm_start_applies_a_new_activation_to_the_current_weights():
+    # As scikit-learn's MLP does: the weights carry over and the network computes with the new g.
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(16,), max_iter=3, n_iter_no_change=100, warm_start=True,
+                         random_state=0).fit(X, y)
+    first = list(clf.loss_curve_)
+    clf.set_params(activation="tanh").fit(X, y)
+    assert clf.network_.activation.name == "tanh" and clf.network_.config["activation"] == "tanh"
+    assert clf.n_iter_ == 6 and clf.loss_curve_[:3] == first
+    tanh = Network([4, 16, 3], activation="tanh", dtype="float64")
+    tanh.copy_params_from(clf.network_)
+    np.testing.assert_array_equal(clf.predict_proba(X), tanh.predict_proba(X))
+
+
+@no_convergence_warning
+def test_validation_curves_stay_as_long_as_the_loss_curve():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=2, n_iter_no_change=100, warm_start=True,
+                         random_state=0)
+    clf.fit(X, y)
+    assert clf.validation_loss_curve_ is None
+    clf.fit(X, y, validation_data=(X, y))   # epochs 1-2 had no validation set
+    clf.fit(X, y)                           # nor do epochs 5-6
+    clf.partial_fit(X, y)                   # nor 7
+    for curve in (clf.validation_loss_curve_, clf.validation_scores_):
+        assert len(curve) == len(clf.loss_curve_) == clf.n_iter_ == 7
+        assert all(isinstance(v, float) for v in curve)
+        np.testing.assert_array_equal(np.isnan(curve), [True, True, False, False, True, True, True])
+
+
+@no_convergence_warning
+def test_partial_fit_after_early_stopping_keeps_the_curves_aligned():
+    X, y = iris()
+    clf = FFNNClassifier(hidden_layer_sizes=(8,), max_iter=5, early_stopping=True, random_state=0).fit(X, y)
+    n = clf.n_iter_
+    clf.partial_fit(X, y)
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == len(clf.loss_curve_) == n + 1
+    assert math.isnan(clf.validation_loss_curve_[-1]) and not math.isnan(clf.validation_loss_curve_[-2])
 
 
 # -- scikit-learn tools ----------------------------------------------------------------------------------------

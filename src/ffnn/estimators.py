@@ -31,6 +31,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
+from .activations import get_activation
 from .backend import DEVICES, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
@@ -151,6 +152,10 @@ class _Monitor:
             observed = val_loss
             if self.early_stopping:
                 monitored = val_loss
+        elif est.validation_loss_curve_ is not None:
+            # an earlier fit had a validation set: NaN keeps the curves aligned with loss_curve_
+            est.validation_loss_curve_.append(math.nan)
+            est.validation_scores_.append(math.nan)
         self.schedule.observe(observed)
         # scikit-learn's rule: an epoch counts as an improvement when it beats the best by more than tol.
         if monitored < est.best_loss_ - est.tol:
@@ -228,6 +233,7 @@ class _BaseFFNN(BaseEstimator):
         if self.optimizer_params is not None and not isinstance(self.optimizer_params, dict):
             raise ConfigError(f"optimizer_params must be a dict such as {{'beta1': 0.9}} or None; "
                               f"got {self.optimizer_params!r}")
+        get_activation(self.activation)
         if self.init != "auto":
             get_initializer(self.init)
         if not isinstance(self.decoupled_weight_decay, (bool, np.bool_)):
@@ -266,6 +272,18 @@ class _BaseFFNN(BaseEstimator):
             params.setdefault("epochs", int(self.max_iter))
         return get_schedule(self.lr_schedule, **params)
 
+    def _check_continuation(self, hidden):
+        """A warm-started ``fit`` or a ``partial_fit`` trains the fitted network's weights, so the parameters that
+        shape those weights must still describe them."""
+        net = self.network_
+        fitted = {"hidden_layer_sizes": (tuple(net.sizes[1:-1]), tuple(hidden)),
+                  "dtype": (net.dtype.name, np.dtype(self.dtype).name), "device": (net.device, self.device)}
+        for name, (has, asked) in fitted.items():
+            if has != asked:
+                raise ConfigError(f"{name}={getattr(self, name)!r}, but the fitted network_ has {name} {has!r} "
+                                  f"and warm_start and partial_fit continue training its weights; fit with "
+                                  f"warm_start=False (or fit a clone) to train a new network")
+
     def _init_name(self):
         if self.init != "auto":
             return self.init
@@ -274,36 +292,54 @@ class _BaseFFNN(BaseEstimator):
     # -- fitting ---------------------------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, validation_data=None, callbacks=(), incremental=False, classes=None):
         hidden, optimizer = self._check_params()
+        callbacks = [] if callbacks is None else list(callbacks)
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
-        dtype = np.dtype(self.dtype) if first_pass else self.network_.dtype
-        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
-                             multi_output=self._multi_output_y, y_numeric=self._output == "linear")
-        w = self._check_weights(sample_weight, X)
-        if first_pass:
-            self._init_targets(y, w, classes)
-        y_packed = self._pack(y, w, dtype)              # true targets: validation
-        y_train = self._pack_train(y, w, dtype, y_packed)  # what the loss is trained against
-
+        if not first_pass:
+            self._check_continuation(hidden)
+        dtype = np.dtype(self.dtype)
         early_stopping = bool(self.early_stopping) and not incremental
-        validation, train_rows = None, None
-        if validation_data is not None:
-            validation = self._validation_set(validation_data, dtype)
-        elif early_stopping:
-            train_rows, val_rows = self._split(y)
-            validation = (X[val_rows], y_packed[val_rows])
+        # A refused fit leaves a fitted estimator exactly as it was. validate_data(reset=True) and the targets'
+        # set-up assign n_features_in_, feature_names_in_, classes_ or the target scaling while they check, so
+        # every check runs before anything is trained and a failing one puts all the attributes back.
+        before = dict(self.__dict__)
+        try:
+            X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
+                                 multi_output=self._multi_output_y, y_numeric=self._output == "linear")
+            w = self._check_weights(sample_weight, X)
+            if first_pass:
+                self._init_targets(y, w, classes)
+            y_packed = self._pack(y, w, dtype)              # true targets: validation
+            y_train = self._pack_train(y, w, dtype, y_packed)  # what the loss is trained against
+            validation, train_rows = None, None
+            if validation_data is not None:
+                validation = self._validation_set(validation_data, dtype)
+            elif early_stopping:
+                train_rows, val_rows = self._split(y)
+                validation = (X[val_rows], y_packed[val_rows])
+            if first_pass:
+                seed = np.random.default_rng(_seed_from(self.random_state))
+                net = Network([X.shape[1], *hidden, len(self._output_names())], activation=self.activation,
+                              output=self._output, loss=self._loss, init=self._init_name(), dtype=self.dtype,
+                              seed=seed, device=self.device)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
         n_train = X.shape[0] if train_rows is None else len(train_rows)
 
         if first_pass:
-            seed = np.random.default_rng(_seed_from(self.random_state))
-            self.network_ = Network([X.shape[1], *hidden, len(self._output_names())], activation=self.activation,
-                                    output=self._output, loss=self._loss, init=self._init_name(),
-                                    dtype=self.dtype, seed=seed, device=self.device)
+            self.network_ = net
             self._rng = seed
             self.n_iter_ = 0
             self.t_ = 0
             self.loss_curve_ = []
             self.validation_loss_curve_ = None
             self.validation_scores_ = None
+        else:
+            # scikit-learn's MLP continues with the activation it is given now, on the same weights.
+            self.network_.activation = get_activation(self.activation)
+        # What `ffnn predict` / `ffnn evaluate` need to use the saved network_ on its own.
+        self.network_.metadata = {**self.network_.metadata, **self._metadata()}
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = optimizer
         if not incremental or not hasattr(self, "_schedule"):
@@ -316,8 +352,9 @@ class _BaseFFNN(BaseEstimator):
             self._best_theta = None
             self.best_validation_score_ = None
         if validation is not None and self.validation_loss_curve_ is None:
-            self.validation_loss_curve_ = []
-            self.validation_scores_ = []
+            # the epochs before this one had no validation set: NaN keeps the curves aligned with loss_curve_
+            self.validation_loss_curve_ = [math.nan] * len(self.loss_curve_)
+            self.validation_scores_ = [math.nan] * len(self.loss_curve_)
 
         net = self.network_
         net.dropout = float(self.dropout)
@@ -353,6 +390,14 @@ class _BaseFFNN(BaseEstimator):
     def _pack_train(self, y, w, dtype, y_packed):
         """The packed training targets; the true ones unless a subclass smooths them."""
         return y_packed
+
+    def _metadata(self):
+        """``network_.metadata`` with the keys ``ffnn predict`` and ``ffnn evaluate`` read (as in
+        ``ffnn.runs.build_network``), so that a saved ``network_`` is usable on its own."""
+        names = getattr(self, "feature_names_in_", None)
+        return {"task": "classification" if self._output == "softmax" else "regression",
+                "feature_names": None if names is None else [str(n) for n in names],
+                "scaling": None}  # features are used as given
 
     def _check_weights(self, sample_weight, X):
         w = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -454,7 +499,10 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
         ``max_iter`` came first.
     tol : float, default=1e-4
     warm_start : bool, default=False
-        ``fit`` continues from the current weights (with a fresh optimizer) instead of starting over.
+        ``fit`` continues from the current weights (with a fresh optimizer) instead of starting over. As in
+        scikit-learn's MLP, a changed ``activation`` applies to those weights and ``init`` only shapes new ones;
+        a changed ``hidden_layer_sizes``, ``dtype`` or ``device`` does not fit the current weights, so ``fit``
+        (and ``partial_fit``) refuses it with a ValueError instead of ignoring it.
     dtype : {'float64', 'float32'}, default='float64'
     device : {'cpu', 'cuda'}, default='cpu'
         Where the network trains: 'cuda' needs CuPy and an NVIDIA GPU (``pip install 'ffnn[gpu]'``). Predictions
@@ -475,12 +523,17 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
     ----------
     classes_ : ndarray of shape (n_classes,)
     network_ : ffnn.Network
-        The trained network (``network_.save(path)`` writes an ffnn model file).
+        The trained network (``network_.save(path)`` writes an ffnn model file). Its ``metadata`` hold what
+        ``ffnn predict`` needs: ``task``, ``class_names`` (the classes as strings), ``feature_names``
+        (``feature_names_in_`` or None), ``scaling`` (None: features are used as given) and ``target_scaling``
+        (None here; the regressor's ``{'offset': [...], 'scale': [...]}``, ``y = y_hat * scale + offset``).
     loss_curve_ : list of float
         Training loss (mean cross-entropy against the training targets, smoothed when label_smoothing > 0;
         penalty excluded) of every epoch.
     validation_loss_curve_, validation_scores_ : list of float or None
-        Validation loss and accuracy of every epoch, when there is a validation set.
+        Validation loss and accuracy of every epoch, when there is a validation set; as long as
+        ``loss_curve_``, with NaN for epochs without one (before a warm-started ``fit`` with a validation set,
+        or a ``partial_fit`` after one).
     best_loss_ : float
         Lowest monitored loss: the validation loss with early stopping, the training loss otherwise.
     best_validation_score_ : float or None
@@ -531,7 +584,7 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
         validation_data : tuple, optional
             ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: recorded every epoch in
             ``validation_loss_curve_`` and ``validation_scores_``, and used by early stopping.
-        callbacks : list, optional
+        callbacks : list or None, optional
             ffnn Trainer callbacks: objects with ``on_epoch_end(trainer, row)``; setting
             ``trainer.stop_training = True`` ends training after the epoch.
 
@@ -579,6 +632,9 @@ class FFNNClassifier(ClassifierMixin, _BaseFFNN):
 
     def _output_names(self):
         return self.classes_
+
+    def _metadata(self):
+        return {**super()._metadata(), "class_names": [str(c) for c in self.classes_], "target_scaling": None}
 
     def _encode(self, y):
         y = column_or_1d(y, warn=True)
@@ -632,6 +688,8 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
     The targets are standardised internally (weighted mean and standard deviation of the first ``fit``) and
     predictions are mapped back, so the learning rate does not depend on the scale of y; ``loss_curve_`` and
     ``validation_loss_curve_`` are mean squared errors in those standardised units. One or several outputs.
+    ``network_`` outputs standardised targets too: its metadata ``target_scaling``, ``{'offset': y_mean,
+    'scale': y_scale}`` (lists, one value per output), maps them back, ``y = y_hat * scale + offset``.
 
     Parameters and attributes are those of :class:`FFNNClassifier` (without ``classes_`` and
     ``label_smoothing``; the validation score is R^2), except for the defaults learning_rate=1e-2,
@@ -695,6 +753,11 @@ class FFNNRegressor(RegressorMixin, _BaseFFNN):
 
     def _output_names(self):
         return self._y_mean
+
+    def _metadata(self):
+        # The network outputs standardised targets: y = y_hat * scale + offset, one value per output.
+        return {**super()._metadata(), "class_names": None,
+                "target_scaling": {"offset": self._y_mean.tolist(), "scale": self._y_scale.tolist()}}
 
     def _targets(self, y):
         y2 = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
