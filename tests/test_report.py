@@ -229,3 +229,108 @@ def test_ffnn_report_command(run_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "index.html" in done.stdout
     assert (tmp_path / "r" / "index.html").exists() and (tmp_path / "r" / "curves.png").exists()
+
+
+# -- few points, odd values, broken folders -------------------------------------------------------------------
+def drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def test_one_epoch_curves_have_integer_ticks():
+    rows = [{"epoch": 1, "loss": 0.5, "val_loss": 0.6, "accuracy": 0.8, "val_accuracy": 0.7}]
+    fig = drawn(report.plot_curves(rows))
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [1]
+        assert all(line.get_marker() == "o" for line in ax.lines)
+
+
+def test_one_trial_progress_has_an_integer_tick():
+    fig = drawn(report.plot_progress([report.Trial(0, "COMPLETE", 0.5)], "val_accuracy", "maximize"))
+    assert list(fig.axes[0].get_xticks()) == [0]
+
+
+def test_loss_comparison_of_one_epoch_shows_points():
+    trials = [report.Trial(i, "COMPLETE", 0.5 + i / 10, {"loss": loss}, loss=loss, intermediate={1: 0.5 + i / 10},
+                           metric="val_accuracy") for i, loss in enumerate(["cross_entropy", "squared_error"])]
+    left = drawn(report.plot_loss_comparison(trials, "val_accuracy")).axes[0]
+    assert left.lines and all(line.get_marker() == "o" for line in left.lines)  # a line of one point is invisible
+    assert list(left.get_xticks()) == [1]
+
+
+def test_parallel_axis_separates_zero_from_small_values():
+    positions, ticks, labels = report._axis_values([0, 0.0005, 0.5, 0.0005])
+    assert positions[0] == 0 and positions[2] == 1
+    assert 0.05 < positions[1] < 0.5 and positions[1] == positions[3]  # not on top of 0
+    assert labels == ["0", "0.0005", "0.5"]
+
+
+def test_correlation_labels_do_not_cover_the_parameter_names():
+    correlation = {"learning_rate": (-1.0, "spearman"), "weight_decay": (0.45, "spearman"),
+                   "activation": (0.8, "eta"), "hidden_size": (-0.2, "spearman")}
+    fig = drawn(report.plot_importance({"learning_rate": 0.6, "weight_decay": 0.3}, correlation))
+    ax = fig.axes[1]
+    renderer = fig.canvas.get_renderer()
+    names = [t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()]
+    texts = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(names) == 4 and len(texts) == 4
+    assert not any(a.overlaps(b) for a in names for b in texts)
+    inside = ax.get_window_extent(renderer)
+    assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in texts)
+
+
+def test_diverged_trials_are_noted(tmp_path):
+    trials = [report.Trial(0, "COMPLETE", 0.5, {"lr": 1e-3}, "a"), report.Trial(1, "COMPLETE", 0.4, {"lr": 1e-2}, "b"),
+              report.Trial(2, "COMPLETE", float("inf"), {"lr": 10.0}, "lr_10", status="diverged")]
+    fig = report.plot_progress(trials, "val_loss", "minimize")
+    assert any("diverged" in t.get_text() and "2" in t.get_text() for t in fig.axes[0].texts)
+    page, _, _ = report._trials_report("t", str(tmp_path), trials, "val_loss", "minimize", None, [])
+    assert "diverged" in page.render() and "lr_10" in page.render()
+
+
+def test_folder_report_skips_a_run_with_an_unreadable_config(tmp_path):
+    for lr in (1e-3, 3e-3, 1e-2):
+        train_run(tmp_path / "runs", learning_rate=lr, epochs=1)
+    broken = sorted(os.listdir(tmp_path / "runs"))[0]
+    (tmp_path / "runs" / broken / "config.json").write_text("{not json")
+    result = report.make_report(str(tmp_path / "runs"))
+    assert any(broken in n and "cannot be read" in n for n in result.notes)
+    trials, _, _ = report.folder_trials(str(tmp_path / "runs"))
+    assert len(trials) == 2
+    assert "best_confusion_matrix.png" in {os.path.basename(f) for f in result.figures}
+
+
+def test_run_report_with_an_unreadable_config_draws_the_curves(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
+    (copy / "config.json").write_text("{not json")
+    result = report.make_report(str(copy))
+    assert [os.path.basename(f) for f in result.figures] == ["curves.png"]
+    assert any("cannot be read" in n for n in result.notes)
+
+
+def test_sweep_report_never_creates_a_missing_study_db(sweep_dir, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("study.db*", "report"))
+    result = report.make_report(str(copy))
+    assert not (copy / "study.db").exists()
+    assert any("does not exist" in n for n in result.notes)
+    assert "sweep_progress.png" in {os.path.basename(f) for f in result.figures}
+
+
+def test_storage_without_study_names_the_studies_and_fails(sweep_dir, tmp_path, capsys):
+    from ffnn import cli
+
+    (tmp_path / "empty").mkdir()
+    url = f"sqlite:///{sweep_dir}/study.db"
+    assert cli.main(["report", str(tmp_path / "empty"), "--storage", url]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--study" in err[0] and "losses" in err[0] and "pass --storage" not in err[0]
+    assert cli.main(["report", str(tmp_path / "empty"), "--storage", f"sqlite:///{tmp_path}/x.db"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+    assert cli.main(["report", str(tmp_path / "empty"), "--storage", url, "--study", "nope"]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "report" / "index.html").exists()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 
 import pytest
 import yaml
@@ -107,6 +108,24 @@ def test_metric_names_and_default_goals():
     ({"method": "random", "parameter": {}}, ["unknown key 'parameter'", "parameters"]),
     ({"method": "bayes", "parameters": {"epochs": {"values": [1, 2]}}}, ["bayes", "metric"]),
     ({"method": "grid", "parameters": {"output_dir": {"value": "x"}}}, ["output_dir", "--output-dir"]),
+    # a typo or a contradiction inside a parameter is refused, not quietly ignored
+    ({"method": "random", "parameters": {"learning_rate": {"min": 0.0001, "max": 0.1,
+                                                           "distibution": "log_uniform_values"}}},
+     ["'learning_rate'", "'distibution'", "min, max, distribution"]),
+    ({"method": "random", "parameters": {"batch_size": {"value": 8, "values": [16, 32]}}},
+     ["'batch_size'", "not value and values"]),
+    ({"method": "random", "parameters": {"batch_size": {"values": [8, 16], "foo": 1}}},
+     ["'batch_size'", "'foo'", "values, distribution"]),
+    ({"method": "random", "parameters": {"epochs": {"values": [1, 2], "min": 1, "max": 3}}},
+     ["'epochs'", "values and min/max"]),
+    ({"method": "random", "parameters": {"epochs": {"value": 1, "distribution": "constant", "q": 2}}},
+     ["'epochs'", "'q'", "value, distribution"]),
+    ({"method": "random", "parameters": {"batch_size": {"min": 17, "max": 31, "distribution": "q_uniform", "q": 16}}},
+     ["'batch_size'", "no multiple of q=16"]),
+    ({"method": "random", "early_terminate": {"type": "envelope"}, "parameters": {"epochs": {"value": 4}}},
+     ["early_terminate", "hyperband"]),
+    ({"method": "random", "early_terminate": {"type": "hyperband", "min_iter": 2, "s": 2},
+      "parameters": {"epochs": {"value": 4}}}, ["early_terminate", "'s'", "min_iter, max_iter, eta"]),
 ])
 def test_sweep_file_errors_say_what_is_wrong(spec, words):
     with pytest.raises(ConfigError) as info:
@@ -145,6 +164,17 @@ def test_readable_names():
     assert sw.readable_name({"learning_rate": 0.0001, "weight_decay": 0.0, "hidden_sizes": [64, 32]}) == \
         "hs_64-32_lr_0.0001_wd_0"
     assert sw.readable_name({"learning_rate": 0.00123456}) == "lr_0.00123"
+
+
+@pytest.mark.parametrize("value, text", [(1000.0, "1e3"), (0.001, "0.001"), (1e-5, "1e-5"), (2.5e-07, "2.5e-7"),
+                                         (-1e5, "-1e5"), (1.5e12, "1.5e12")])
+def test_readable_names_keep_the_sign_of_exponents(value, text):
+    assert sw.readable_name({"learning_rate": value}) == f"lr_{text}"
+
+
+def test_distinct_values_give_distinct_names():
+    values = [1000.0, 0.001, 1e-3 * 1.01, 1e3 * 1.01, 1e-5, 1e5, -1e-5, -1e5, 0.0]
+    assert len({sw.readable_name({"learning_rate": v}) for v in values}) == len(values)
 
 
 def test_storage_urls():
@@ -298,9 +328,148 @@ def test_regression_data_with_an_accuracy_metric_is_refused(tmp_path):
     spec = sw.parse_sweep({"method": "random", "parameters": {"dataset": {"value": "diabetes"},
                                                               "epochs": {"value": 1}}})
     with pytest.raises(ConfigError, match="val_loss"):
-        sw.run_sweep(spec, 1, study_name="r", output_dir=str(tmp_path), verbose=0)
-    study = load(f"sqlite:///{tmp_path}/study.db", "r")
-    assert study.trials == []  # refused before any trial
+        sw.run_sweep(spec, 1, study_name="r", output_dir=str(tmp_path / "o"), verbose=0)
+    assert not (tmp_path / "o").exists()  # refused before the study was created
+
+
+# B: the sweep file of the audit's reproductions
+B = {"method": "random", "parameters": {"dataset": {"value": "digits"}, "epochs": {"value": 1},
+                                        "hidden_size": {"values": [8, 16]}}}
+
+
+@pytest.mark.parametrize("mistake", [["-d", "digts"], ["--config", "CONFIG"], ["-d", "diabetes"],
+                                     ["-d", "ir is"]])
+def test_a_refused_first_run_records_nothing_so_the_corrected_run_works(tmp_path, capsys, mistake):
+    path = write_sweep(tmp_path / "b.yaml", B)
+    (tmp_path / "bad.yaml").write_text("lerning_rate: 0.01\n")
+    mistake = [str(tmp_path / "bad.yaml") if m == "CONFIG" else m for m in mistake]
+    out = tmp_path / "o"
+    assert sw.main([path, "--trials", "1", "--output-dir", str(out), "-q", *mistake]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ffnn: error: ")
+    assert not out.exists()  # no study created, nothing recorded
+    assert sw.main([path, "--trials", "1", "--output-dir", str(out), "-q"]) == 0
+    assert states(load(f"sqlite:///{out}/study.db", "b")) == {"COMPLETE": 1}
+
+
+def test_a_bad_config_file_key_names_the_file(tmp_path, capsys):
+    path = write_sweep(tmp_path / "b.yaml", B)
+    (tmp_path / "bad.yaml").write_text("lerning_rate: 0.01\n")
+    assert sw.main([path, "--trials", "1", "--config", str(tmp_path / "bad.yaml"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml: unknown key 'lerning_rate'" in err and "learning_rate" in err
+
+
+@pytest.mark.parametrize("metric", ["val_accuracy", "val_loss"])
+@pytest.mark.parametrize("val_fraction", [{"value": 0}, {"values": [0.1, 0]}, {"min": 0, "max": 0.2}])
+def test_a_validation_metric_without_a_validation_set_is_refused(tmp_path, metric, val_fraction):
+    spec = json.loads(json.dumps(B))
+    spec["metric"] = {"name": metric}
+    spec["parameters"]["val_fraction"] = val_fraction
+    with pytest.raises(ConfigError, match="needs a validation set") as info:
+        sw.run_sweep(sw.parse_sweep(spec), 1, study_name="v", output_dir=str(tmp_path / "o"), verbose=0)
+    assert "\n" not in str(info.value) and "val_fraction" in str(info.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_training_metric_needs_no_validation_set(tmp_path):
+    spec = json.loads(json.dumps(B))
+    spec["metric"] = {"name": "accuracy"}
+    spec["parameters"]["val_fraction"] = {"value": 0}
+    result = sw.run_sweep(sw.parse_sweep(spec), 1, study_name="v", output_dir=str(tmp_path), verbose=0)
+    assert result.finished == 1 and 0 < result.best["value"] <= 1
+
+
+@pytest.mark.parametrize("metric", ["val_loss", "loss", "test_loss"])
+def test_losses_are_not_compared_by_a_loss_metric(tmp_path, metric):
+    spec = json.loads(json.dumps(B))
+    spec["metric"] = {"name": metric}
+    spec["parameters"]["loss"] = {"values": ["cross_entropy", "mean_squared_error"]}
+    with pytest.raises(ConfigError, match="val_accuracy"):
+        sw.run_sweep(sw.parse_sweep(spec), 1, study_name="l", output_dir=str(tmp_path / "o"), verbose=0)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///{tmp}/newdir/g1.db", "journal:{tmp}/jr/g1.log"])
+def test_storage_in_a_folder_that_does_not_exist_yet(tmp_path, storage):
+    url = storage.format(tmp=tmp_path)
+    result = sw.run_sweep(sw.parse_sweep(B), 1, storage=url, study_name="g1", output_dir=str(tmp_path / "o"),
+                          verbose=0)
+    assert result.finished == 1
+    assert states(load(url, "g1")) == {"COMPLETE": 1}
+
+
+def _no_user_warnings(caught):
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_q_uniform_with_integers_samples_integer_multiples_of_q(tmp_path):
+    spec = json.loads(json.dumps(B))
+    spec["parameters"]["batch_size"] = {"min": 10, "max": 70, "distribution": "q_uniform", "q": 16}
+    spec["parameters"]["momentum"] = {"min": 0.45, "max": 0.95, "distribution": "q_uniform", "q": 0.1}
+    spec["parameters"]["optimizer"] = {"value": "momentum"}
+    parsed = sw.parse_sweep(spec)
+    bs = next(p for p in parsed.params if p.key == "batch_size")
+    assert (bs.kind, bs.low, bs.high, bs.step) == ("int", 16, 64, 16)  # wandb: multiples of q inside [min, max]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sw.run_sweep(parsed, 4, study_name="q", output_dir=str(tmp_path), verbose=0, seed=0)
+    assert _no_user_warnings(caught) == []
+    study = load(f"sqlite:///{tmp_path}/study.db", "q")
+    assert states(study) == {"COMPLETE": 4}
+    for t in study.trials:
+        assert t.params["batch_size"] in (16, 32, 48, 64) and isinstance(t.params["batch_size"], int)
+        assert any(math.isclose(t.params["momentum"], m) for m in (0.5, 0.6, 0.7, 0.8, 0.9))
+        config = json.loads(open(os.path.join(t.user_attrs["run_dir"], "config.json")).read())
+        assert config["batch_size"] == t.params["batch_size"]
+
+
+def test_q_uniform_in_a_grid_is_its_multiples():
+    spec = sw.parse_sweep({"method": "grid", "parameters": {"batch_size": {"min": 16, "max": 64, "q": 16,
+                                                                           "distribution": "q_uniform"}}})
+    assert spec.params[0].values == [16, 32, 48, 64]
+
+
+def test_q_log_uniform_values_samples_multiples_of_q_on_a_log_scale(tmp_path):
+    spec = json.loads(json.dumps(B))
+    spec["parameters"]["batch_size"] = {"min": 8, "max": 256, "distribution": "q_log_uniform_values", "q": 8}
+    spec["parameters"]["learning_rate"] = {"min": 0.001, "max": 0.1, "distribution": "q_log_uniform_values",
+                                           "q": 0.001}
+    parsed = sw.parse_sweep(spec)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sizes = []
+    for _ in range(200):
+        params = sw.suggest(study.ask(), parsed)
+        assert params["batch_size"] % 8 == 0 and 8 <= params["batch_size"] <= 256
+        assert isinstance(params["batch_size"], int)
+        assert 0.001 <= params["learning_rate"] <= 0.1
+        assert params["learning_rate"] == round(params["learning_rate"], 3)  # 0.003, not 0.0030000000000000001
+        sizes.append(params["batch_size"])
+    assert sum(s <= 48 for s in sizes) > sum(s >= 216 for s in sizes) * 2  # log-uniform: small values more often
+    result = sw.run_sweep(parsed, 2, study_name="ql", output_dir=str(tmp_path), verbose=0, seed=1)
+    for t in load(f"sqlite:///{tmp_path}/study.db", "ql").trials:
+        ran = json.loads(open(os.path.join(t.user_attrs["run_dir"], "config.json")).read())
+        assert ran["batch_size"] == t.user_attrs["rounded_params"]["batch_size"]
+    assert result.finished == 2
+
+
+def test_hyperband_early_terminate_becomes_optunas_hyperband_pruner(tmp_path):
+    spec = json.loads(json.dumps(B))
+    spec["parameters"]["epochs"] = {"values": [3, 4]}
+    spec["early_terminate"] = {"type": "hyperband", "min_iter": 2, "eta": 2}
+    parsed = sw.parse_sweep(spec)
+    assert parsed.early_terminate == {"type": "hyperband", "min_iter": 2, "max_iter": None, "eta": 2}
+    study = sw.open_study(parsed, sw.Storage(f"sqlite:///{tmp_path}/s.db"), "h", max_epochs=4)
+    pruner = study.pruner
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert (pruner._min_resource, pruner._max_resource, pruner._reduction_factor) == (2, 4, 2)
+    assert isinstance(sw.make_pruner(parsed, prune=False), optuna.pruners.NopPruner)
+    result = sw.run_sweep(parsed, 2, study_name="h", output_dir=str(tmp_path / "o"), verbose=0)
+    assert result.finished == 2
+    too_late = json.loads(json.dumps(spec))
+    too_late["early_terminate"]["min_iter"] = 4
+    with pytest.raises(ConfigError, match="min_iter"):
+        sw.run_sweep(sw.parse_sweep(too_late), 1, study_name="h2", output_dir=str(tmp_path / "o2"), verbose=0)
 
 
 def test_regression_sweep_on_val_loss(tmp_path):

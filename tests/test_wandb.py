@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
 from ffnn import runs
 from ffnn.config import TrainConfig
+from ffnn.errors import ConfigError
 from ffnn import wandb_logging
 
 
@@ -100,3 +102,79 @@ def test_ffnn_train_with_wandb_project(offline):
     assert len(glob.glob(os.path.join(run, "files", "media", "images", "samples_*.png"))) == 10
     assert glob.glob(os.path.join(run, "files", "media", "table", "confusion_matrix_table_*.table.json"))
     assert b"val_accuracy" in run_log(run)
+
+
+# -- wandb installed but unusable: one line, no traceback -------------------------------------------------------
+NOT_LOGGED_IN = "Weights & Biases is not logged in: run `wandb login`, or set WANDB_MODE=offline"
+
+
+def fake_wandb(monkeypatch, error_name, message):
+    """A stand-in wandb module whose init raises one of wandb's own errors (the classes mirror wandb.errors)."""
+    module = types.ModuleType("wandb")
+
+    class Error(Exception):
+        pass
+
+    class UsageError(Error):
+        pass
+
+    class CommError(Error):
+        pass
+
+    class AuthenticationError(CommError):
+        pass
+
+    module.errors = types.SimpleNamespace(Error=Error, UsageError=UsageError, CommError=CommError,
+                                          AuthenticationError=AuthenticationError)
+    errors = {"UsageError": UsageError, "CommError": CommError, "AuthenticationError": AuthenticationError,
+              "RuntimeError": RuntimeError}
+
+    def init(**kwargs):
+        raise errors[error_name](message)
+
+    module.init = init
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    return module
+
+
+@pytest.mark.parametrize("error_name, message, expected", [
+    ("UsageError", "No API key configured. Use `wandb login` to log in.", NOT_LOGGED_IN),
+    ("AuthenticationError", "API key not valid", NOT_LOGGED_IN),
+    ("CommError", "Network error (ConnectionError)\nmore", "Weights & Biases cannot be reached (Network error "
+                                                          "(ConnectionError)); check the network, or set "
+                                                          "WANDB_MODE=offline"),
+    ("UsageError", "project name is too long", "Weights & Biases refused the run (project name is too long)"),
+])
+def test_wandb_init_errors_are_one_config_error_line(tmp_path, monkeypatch, error_name, message, expected):
+    fake_wandb(monkeypatch, error_name, message)
+    with pytest.raises(ConfigError) as info:
+        wandb_logging.make_logger("proj", None, digits_config(tmp_path))
+    assert str(info.value) == expected
+
+
+def test_other_errors_at_wandb_init_are_not_hidden(tmp_path, monkeypatch):
+    fake_wandb(monkeypatch, "RuntimeError", "a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        wandb_logging.make_logger("proj", None, digits_config(tmp_path))
+
+
+def test_ffnn_train_without_a_wandb_login_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    from ffnn import cli
+
+    fake_wandb(monkeypatch, "UsageError", "No API key configured. Use `wandb login` to log in.")
+    assert cli.main(["train", "-d", "iris", "-e", "1", "-q", "-wp", "proj", "--output-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ffnn: error: {NOT_LOGGED_IN}"]
+
+
+def test_ffnn_sweep_without_a_wandb_login_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("optuna")
+    from ffnn import sweep
+
+    fake_wandb(monkeypatch, "UsageError", "No API key configured. Use `wandb login` to log in.")
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps({"method": "random", "parameters": {"dataset": {"value": "iris"},
+                                                                   "epochs": {"value": 1}}}))
+    assert sweep.main([str(path), "--trials", "1", "-q", "-wp", "proj", "--output-dir", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ffnn: error: {NOT_LOGGED_IN}"]

@@ -108,12 +108,22 @@ def _save(fig, out_dir, name):
     return path
 
 
+def _integer_ticks(ax, values):
+    """Integer x ticks: every integer when the values span few (one epoch is tick 1, not 0.945 ... 1.050)."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = [int(v) for v in values if _finite(v)]
+    if values and max(values) - min(values) <= 12:
+        ax.set_xticks(range(min(values), max(values) + 1))
+        ax.set_xlim(min(values) - 0.5, max(values) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_curves(rows, title=""):
     """Loss and accuracy per epoch, training vs validation; a Figure (or None without epochs)."""
     if not rows:
         return None
-    from matplotlib.ticker import MaxNLocator
-
     epochs = _column(rows, "epoch")
     has_acc = any(r.get("accuracy") is not None for r in rows)
     fig = _figure(11 if has_acc else 6, 4)
@@ -126,7 +136,7 @@ def plot_curves(rows, title=""):
         if not np.all(np.isnan(val)):
             ax.plot(epochs, val, marker=marker, label="validation")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_ticks(ax, epochs.tolist())
         ax.set_ylabel(label)
         ax.set_title(f"{label}: training vs validation")
         ax.grid(alpha=0.3)
@@ -186,12 +196,11 @@ def plot_samples(samples, predictions=None):
 
 
 def plot_progress(trials, metric, goal):
-    """The metric of every trial by trial number, with the best so far."""
-    from matplotlib.ticker import MaxNLocator
-
+    """The metric of every trial by trial number, with the best so far; diverged trials are counted in a note."""
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED") and _finite(t.value)]
     if not done:
         return None
+    diverged = _diverged(trials)
     fig = _figure(9, 4.2)
     ax = fig.subplots()
     complete = [t for t in done if t.state == "COMPLETE"]
@@ -214,9 +223,13 @@ def plot_progress(trials, metric, goal):
         ax.scatter([top.number], [top.value], s=160, marker="*", color="#d62728", zorder=4)
         ax.annotate(f"{top.value:.4f}", (top.number, top.value), textcoords="offset points", xytext=(6, 6))
     ax.set_xlabel("trial")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(ax, [t.number for t in done])
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of each trial and the best so far")
+    if diverged:  # an infinite loss has no place on the axis: say so rather than drop it silently
+        ax.text(0.01, 0.02, f"not shown: {len(diverged)} diverged trial{'s' if len(diverged) > 1 else ''} "
+                f"({', '.join(str(t.number) for t in diverged[:10])}{', ...' if len(diverged) > 10 else ''})",
+                transform=ax.transAxes, fontsize=9, color="#d62728", va="bottom")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     return fig
@@ -225,20 +238,36 @@ def plot_progress(trials, metric, goal):
 def _axis_values(values):
     """Map one parameter's values to [0, 1]: (positions, tick positions, tick labels)."""
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    distinct = sorted(set(values), key=lambda v: (str(type(v)), v)) if numeric else sorted(set(map(str, values)))
+    distinct = sorted(set(values)) if numeric else sorted(set(map(str, values)))
     if not numeric:
         where = {v: (i / (len(distinct) - 1) if len(distinct) > 1 else 0.5) for i, v in enumerate(distinct)}
         return [where[str(v)] for v in values], list(where.values()), list(where)
     arr = np.asarray(values, dtype=float)
     low, high = float(arr.min()), float(arr.max())
     log = low > 0 and high / low >= 20
-    f = np.log10 if log else (lambda x: x)
+    nonzero = np.abs(arr[arr != 0])
+    symlog = not log and nonzero.size > 0 and low <= 0 and nonzero.max() / nonzero.min() >= 20
+    if log:
+        f = np.log10
+    elif symlog:  # 0 with values over orders of magnitude (weight decay 0, 0.0005, 0.5): log beyond the smallest
+        c = float(nonzero.min())
+
+        def f(x):
+            return np.sign(x) * np.log10(1 + np.abs(x) / c)
+    else:
+        def f(x):
+            return x
     lo, hi = f(low), f(high)
 
     def place(v):
         return 0.5 if hi == lo else float((f(v) - lo) / (hi - lo))
 
-    ticks = distinct if len(distinct) <= 8 else list(np.geomspace(low, high, 5) if log else np.linspace(low, high, 5))
+    if len(distinct) <= 8:
+        ticks = distinct
+    elif symlog:
+        ticks = [distinct[i] for i in np.linspace(0, len(distinct) - 1, 5).round().astype(int)]
+    else:
+        ticks = list(np.geomspace(low, high, 5) if log else np.linspace(low, high, 5))
     return [place(v) for v in arr], [place(v) for v in ticks], [_short(v) for v in ticks]
 
 
@@ -305,12 +334,17 @@ def plot_importance(importance, correlation):
         colors = ["#2ca02c" if v >= 0 else "#d62728" for v in vals]
         ax.barh(labels, vals, color=colors)
         if isinstance(items[0][1], tuple):
-            for y, (_, (v, kind)) in enumerate(items):
-                ax.text(v, y, f" {v:+.2f} ({kind})" if kind == "spearman" else f" {v:.2f} ({kind})",
-                        va="center", ha="left" if v >= 0 else "right", fontsize=8)
-            ax.axvline(0, color="0.3", linewidth=0.8)
             lim = max(1.0, max(abs(v) for v in vals)) * 1.35
-            ax.set_xlim(-lim if min(vals) < 0 else 0, lim)
+            both = min(vals) < 0
+            for y, (_, (v, kind)) in enumerate(items):
+                text = f"{v:+.2f} ({kind})" if kind == "spearman" else f"{v:.2f} ({kind})"
+                if both:  # on the empty side of zero, clear of the bar and of the parameter names
+                    ax.text(-0.03 * lim if v >= 0 else 0.03 * lim, y, text, va="center",
+                            ha="right" if v >= 0 else "left", fontsize=8)
+                else:
+                    ax.text(v, y, " " + text, va="center", ha="left", fontsize=8)
+            ax.axvline(0, color="0.3", linewidth=0.8)
+            ax.set_xlim(-lim if both else 0, lim)
         else:
             for y, v in enumerate(vals):
                 ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
@@ -322,8 +356,6 @@ def plot_importance(importance, correlation):
 
 def plot_loss_comparison(trials, metric):
     """Cross-entropy vs squared error: validation accuracy per epoch, and the metric of each trial by loss."""
-    from matplotlib.ticker import MaxNLocator
-
     groups = {}
     for t in trials:
         if t.state == "COMPLETE" and t.loss in LOSS_COLORS and _finite(t.value):
@@ -332,12 +364,15 @@ def plot_loss_comparison(trials, metric):
         return None
     fig = _figure(12, 4.5)
     left, right = fig.subplots(1, 2)
+    lengths = []
     for loss, members in groups.items():
         color = LOSS_COLORS[loss]
         curves = [c for c in (t.val_accuracy_curve() for t in members) if c]
         length = max((len(c) for c in curves), default=0)
+        lengths.append(length)
+        marker = "o" if length <= 30 else None  # one epoch is one point: a line alone would not show
         for c in curves:
-            left.plot(range(1, len(c) + 1), c, color=color, alpha=0.25, linewidth=1)
+            left.plot(range(1, len(c) + 1), c, color=color, alpha=0.25, linewidth=1, marker=marker, markersize=3)
         if curves:
             padded = np.full((len(curves), length), np.nan)
             for i, c in enumerate(curves):
@@ -345,9 +380,10 @@ def plot_loss_comparison(trials, metric):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(padded, axis=0)
-            left.plot(range(1, length + 1), mean, color=color, linewidth=2.5, label=f"{loss} (mean of {len(curves)})")
+            left.plot(range(1, length + 1), mean, color=color, linewidth=2.5, marker=marker,
+                      label=f"{loss} (mean of {len(curves)})")
     left.set_xlabel("epoch")
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(left, [1, max(lengths)] if max(lengths) else [])
     left.set_ylabel("validation accuracy")
     left.set_title("validation accuracy per epoch")
     left.grid(alpha=0.3)
@@ -381,6 +417,7 @@ class Trial:
     loss: str = None                    # canonical training loss
     intermediate: dict = field(default_factory=dict)   # epoch -> metric reported to the pruner
     metric: str = None
+    status: str = None                  # the run's: completed, diverged, pruned, ...
 
     def val_accuracy_curve(self):
         if self.run_dir:
@@ -394,6 +431,12 @@ class Trial:
 
 def _finite(v):
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _diverged(trials):
+    """Finished trials whose metric is not finite (the training diverged)."""
+    return [t for t in trials if t.state in ("COMPLETE", "PRUNED") and (t.status == "diverged" or (
+        t.value is not None and not _finite(t.value)))]
 
 
 def _best(trials, goal):
@@ -429,6 +472,8 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
     from .sweep import DEFAULT_DB, SWEEP_FILE, TRIAL_FILE
 
     info = _read_json(os.path.join(sweep_dir, SWEEP_FILE)) or {}
+    if storage and not (study_name or info.get("study")):
+        raise ConfigError(f"--storage needs --study NAME (the study to report){_study_names(storage)}")
     study_name = study_name or info.get("study")
     url = storage
     if url is None:
@@ -443,6 +488,8 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
         try:
             study = _load_study(url, study_name)
         except FFNNError as exc:
+            if storage:  # the user's own --storage: say what is wrong with it, rather than report nothing
+                raise
             note = f"the study could not be opened ({exc}); showing the trial folders on this machine"
         else:
             trials = []
@@ -450,9 +497,10 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
                 run_dir = _local_run_dir(t.user_attrs.get("run_dir"), sweep_dir)
                 config = _read_json(os.path.join(run_dir, "config.json")) if run_dir else None
                 loss = t.params.get("loss", (config or {}).get("loss", constants.get("loss")))
-                trials.append(Trial(t.number, t.state.name, t.value, dict(t.params), t.user_attrs.get("run_name"),
+                params = {**t.params, **t.user_attrs.get("rounded_params", {})}  # q_log_uniform_values: as run
+                trials.append(Trial(t.number, t.state.name, t.value, params, t.user_attrs.get("run_name"),
                                     run_dir, _canonical_loss(loss), dict(t.intermediate_values),
-                                    info.get("metric")))
+                                    info.get("metric"), t.user_attrs.get("status")))
             return trials, info, study, note
     elif not note:
         note = ("the study's storage is not known here (pass --storage URL); showing the trial folders on this "
@@ -467,7 +515,7 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
         config = _read_json(os.path.join(run_dir, "config.json")) or {}
         trials.append(Trial(record["number"], record["state"], record.get("value"), record.get("params", {}),
                             record.get("run_name"), run_dir, _canonical_loss(config.get("loss")), {},
-                            info.get("metric")))
+                            info.get("metric"), record.get("status")))
     return trials, info, None, note
 
 
@@ -476,10 +524,8 @@ def _load_study(url, study_name):
         import optuna
     except ImportError:
         raise ConfigError("reading a sweep's study needs optuna: pip install 'ffnn[sweep]'") from None
-    from .sweep import Storage
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = Storage(url)
+    store = _existing_storage(url)
     try:
         return optuna.load_study(study_name=study_name, storage=store.open())
     except FFNNError:
@@ -488,19 +534,53 @@ def _load_study(url, study_name):
         raise ConfigError(f"no study {study_name!r} in {store.display} ({str(exc).strip().splitlines()[0]})") from None
 
 
-def folder_trials(folder):
-    """(trials, metric, goal) of the run folders inside ``folder``; parameters are the settings that differ."""
+def _existing_storage(url):
+    """The sweep's Storage; a ConfigError when its SQLite or journal file is missing (a report never creates one)."""
+    from .sweep import Storage
+
+    store = Storage(url)
+    path = store.journal or (store._sqlite_path() if store.dialect == "sqlite" else None)
+    if path and not os.path.exists(path):
+        raise ConfigError(f"storage {store.display} does not exist")
+    return store
+
+
+def _study_names(url):
+    """'; studies in it: a, b' (or why there are none) for an error line; '' when the storage cannot be read."""
+    try:
+        import optuna
+
+        store = _existing_storage(url)
+        names = sorted(optuna.get_all_study_names(store.open()))
+    except ImportError:
+        return ""
+    except FFNNError as exc:
+        return f"; {exc}"
+    except Exception:
+        return ""
+    return f"; studies in {store.display}: {', '.join(names)}" if names else f"; {store.display} holds no study"
+
+
+def folder_trials(folder, notes=None):
+    """(trials, metric, goal) of the run folders inside ``folder``; parameters are the settings that differ.
+
+    A run whose config.json cannot be read is left out, with a line in ``notes`` (a list) when given.
+    """
     from .runs import CONFIG, SUMMARY
 
-    runs = []
+    runs, configs = [], []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         if CONFIG in files:
-            runs.append(root)
+            config = _read_json(os.path.join(root, CONFIG))
+            if isinstance(config, dict):
+                runs.append(root)
+                configs.append(config)
+            elif notes is not None:
+                notes.append(f"{os.path.relpath(root, folder)} left out: its {CONFIG} cannot be read")
             dirs[:] = []
         if os.path.relpath(root, folder).count(os.sep) >= 2:
             dirs[:] = []
-    configs = [_read_json(os.path.join(r, CONFIG)) or {} for r in runs]
     summaries = [_read_json(os.path.join(r, SUMMARY)) or {} for r in runs]
     keys = sorted({k for c in configs for k in c if k not in SKIP_KEYS})
     varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
@@ -517,7 +597,7 @@ def folder_trials(folder):
         params = {k: (json.dumps(config.get(k)) if isinstance(config.get(k), (list, dict)) else config.get(k))
                   for k in varying}
         trials.append(Trial(i, state, summary.get(key), params, os.path.relpath(run, folder), run,
-                            _canonical_loss(config.get("loss")), {}, metric))
+                            _canonical_loss(config.get("loss")), {}, metric, status))
     return trials, metric, goal
 
 
@@ -651,10 +731,12 @@ def make_report(path, output_dir=None, *, storage=None, study=None):
     elif os.path.exists(os.path.join(path, SWEEP_FILE)) or storage:
         page, figures, notes = _sweep_report(path, out, storage, study)
     else:
-        trials, metric, goal = folder_trials(path)
+        skipped = []
+        trials, metric, goal = folder_trials(path, skipped)
         if not trials:
-            raise ConfigError(f"{path} holds no run folder (config.json) or sweep (sweep.json)")
-        page, figures, notes = _collection_report(path, out, trials, metric, goal)
+            raise ConfigError(f"{path} holds no run folder (config.json) or sweep (sweep.json)"
+                              + (f"; {'; '.join(skipped)}" if skipped else ""))
+        page, figures, notes = _collection_report(path, out, trials, metric, goal, skipped)
     index = os.path.join(out, INDEX)
     write_text(index, page.render())
     return Report(out, index, figures, notes)
@@ -675,10 +757,14 @@ def _run_figures(run_dir, out, page, prefix="", heading_suffix=""):
     else:
         notes.append("no finished epoch (history.csv is missing or empty)")
         page.text(notes[-1], note=True)
-    values = _read_json(os.path.join(run_dir, CONFIG)) or {}
+    values = _read_json(os.path.join(run_dir, CONFIG))
     try:
+        if not isinstance(values, dict):  # the defaults would name another dataset than the model's
+            raise ConfigError(f"{os.path.join(run_dir, CONFIG)} cannot be read")
         config = TrainConfig.from_dict(values, source=os.path.join(run_dir, CONFIG))
         dataset, net = _dataset_and_model(config, os.path.join(run_dir, MODEL))
+        if dataset.n_features != net.sizes[0]:
+            raise ConfigError(f"the model takes {net.sizes[0]} features, {dataset.name} has {dataset.n_features}")
     except FFNNError as exc:
         notes.append(f"confusion matrix and sample images skipped: {exc}")
         page.text(notes[-1], note=True)
@@ -746,8 +832,8 @@ def _sweep_report(sweep_dir, out, storage, study_name):
                           method=info.get("method"))
 
 
-def _collection_report(folder, out, trials, metric, goal):
-    return _trials_report(f"ffnn runs in {os.path.basename(folder)}", out, trials, metric, goal, None, [])
+def _collection_report(folder, out, trials, metric, goal, notes=()):
+    return _trials_report(f"ffnn runs in {os.path.basename(folder)}", out, trials, metric, goal, None, list(notes))
 
 
 def _trials_report(title, out, trials, metric, goal, study, notes, method=None):
@@ -762,6 +848,10 @@ def _trials_report(title, out, trials, metric, goal, study, notes, method=None):
                ("failed", states["FAIL"]), ("running", states["RUNNING"]), ("metric", f"{metric} ({goal})")]
     if method:
         summary.insert(0, ("method", method))
+    diverged = _diverged(trials)
+    if diverged:
+        summary.insert(summary.index(("failed", states["FAIL"])), ("diverged", ", ".join(
+            f"{t.number} ({t.run_name})" if t.run_name else str(t.number) for t in diverged)))
     if best is not None:
         summary += [("best", f"{best.value:.4f} (trial {best.number}, {best.run_name})")]
     page.table(None, summary)

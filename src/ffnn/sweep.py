@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import zlib
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field, fields
 
 from .config import TrainConfig
@@ -43,8 +44,12 @@ from .errors import ConfigError, FFNNError
 from .fsutil import write_text
 
 METHODS = ("grid", "random", "bayes")
-DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform",
-                 "log_uniform_values")
+# distribution -> the keys a parameter of it takes (besides ``distribution``)
+PARAM_KEYS = {"constant": ("value",), "categorical": ("values",), "int_uniform": ("min", "max"),
+              "uniform": ("min", "max"), "q_uniform": ("min", "max", "q"), "log_uniform": ("min", "max"),
+              "log_uniform_values": ("min", "max"), "q_log_uniform_values": ("min", "max", "q")}
+DISTRIBUTIONS = tuple(PARAM_KEYS)
+EARLY_TERMINATE_KEYS = ("type", "min_iter", "max_iter", "eta")  # wandb's hyperband, run by Optuna's HyperbandPruner
 TOP_LEVEL_KEYS = ("method", "metric", "parameters", "name", "description", "program", "command", "project",
                   "entity", "early_terminate", "run_cap", "controller", "imputed_metric")
 # The assignment's short flags and a few common spellings -> TrainConfig fields.
@@ -95,7 +100,7 @@ class Param:
     low: float = None
     high: float = None
     log: bool = False
-    step: float = None
+    step: float = None       # q of q_uniform / q_log_uniform_values: values are multiples of it
     encoded: bool = False    # choices are JSON text (lists such as hidden_sizes [[64, 32], [128]])
 
     def decode(self, value):
@@ -117,6 +122,7 @@ class Sweep:
     project: str = None              # wandb project / entity named in the file
     entity: str = None
     run_cap: int = None
+    early_terminate: dict = None     # {"type": "hyperband", "min_iter", "max_iter", "eta"}
     source: str = "sweep file"
 
     @property
@@ -133,8 +139,11 @@ class Sweep:
 
     def to_dict(self):
         """What must agree between workers of one study."""
-        return {"method": self.method, "metric": self.metric, "goal": self.goal,
-                "params": [p.to_dict() for p in self.params]}
+        agreed = {"method": self.method, "metric": self.metric, "goal": self.goal,
+                  "params": [p.to_dict() for p in self.params]}
+        if self.early_terminate:
+            agreed["early_terminate"] = self.early_terminate
+        return agreed
 
 
 def load_sweep(path):
@@ -184,11 +193,13 @@ def parse_sweep(values, source="sweep file"):
         raise ConfigError(f"{source}: run_cap must be a positive integer; got {run_cap!r}")
     sweep = Sweep(method, metric, goal, params, name=values.get("name"),
                   project=values.get("project") or wandb.get("wandb_project"),
-                  entity=values.get("entity") or wandb.get("wandb_entity"), run_cap=run_cap, source=source)
+                  entity=values.get("entity") or wandb.get("wandb_entity"), run_cap=run_cap,
+                  early_terminate=_parse_early_terminate(values.get("early_terminate"), source), source=source)
     if method == "grid":
         for p in sweep.swept:
             if p.kind == "int":
-                p.kind, p.values = "categorical", list(range(p.low, p.high + 1))
+                p.kind, p.values = "categorical", list(range(p.low, p.high + 1, p.step or 1))
+                p.log, p.step = False, None
             if p.kind != "categorical":
                 raise ConfigError(f"{source}: method grid needs 'values' (or an int_uniform range) for every "
                                   f"parameter; {p.key!r} is a {p.kind} range")
@@ -233,6 +244,9 @@ def _parse_param(key, name, spec, source):
         raise ConfigError(f"{where}: nested parameters are not supported; give each parameter at the top level")
     dist = spec.get("distribution")
     if dist is None:
+        forms = [k for k in ("value", "values") if k in spec] + (["min/max"] if "min" in spec or "max" in spec else [])
+        if len(forms) > 1:
+            raise ConfigError(f"{where}: give one of 'value', 'values' or 'min' and 'max', not {' and '.join(forms)}")
         if "value" in spec:
             dist = "constant"
         elif "values" in spec:
@@ -245,6 +259,11 @@ def _parse_param(key, name, spec, source):
     dist = str(dist)
     if dist not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: distribution {dist!r} is not supported; supported: {', '.join(DISTRIBUTIONS)}")
+    allowed = PARAM_KEYS[dist] + ("distribution",)
+    unknown = [k for k in spec if k not in allowed]
+    if unknown:  # a typo such as 'distibution' must not quietly change what is sampled
+        raise ConfigError(f"{where}: key {unknown[0]!r} does not belong to a {dist} parameter; allowed keys: "
+                          f"{', '.join(allowed)}")
     if dist == "constant":
         if "value" not in spec:
             raise ConfigError(f"{where}: a constant needs 'value'")
@@ -272,30 +291,117 @@ def _parse_param(key, name, spec, source):
         return Param(key, "int", low=int(low), high=int(high))
     if dist == "uniform":
         return Param(key, "float", low=low, high=high)
-    if dist == "q_uniform":
-        q = spec.get("q", 1.0)
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or q <= 0:
-            raise ConfigError(f"{where}: q must be a positive number; got {q!r}")
-        return Param(key, "float", low=low, high=high, step=float(q))
     if dist == "log_uniform":  # wandb: min and max are natural logarithms of the bounds
         return Param(key, "float", low=math.exp(low), high=math.exp(high), log=True)
-    if low <= 0:
-        raise ConfigError(f"{where}: log_uniform_values needs min > 0; got {spec['min']!r}")
-    return Param(key, "float", low=low, high=high, log=True)
+    if dist.startswith("log") or dist.startswith("q_log"):
+        if low <= 0:
+            raise ConfigError(f"{where}: {dist} needs min > 0; got {spec['min']!r}")
+        if dist == "log_uniform_values":
+            return Param(key, "float", low=low, high=high, log=True)
+    # q_uniform, q_log_uniform_values (wandb): the values are the multiples of q between min and max
+    q = spec.get("q", 1)
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not q > 0:
+        raise ConfigError(f"{where}: q must be a positive number; got {q!r}")
+    integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (spec["min"], spec["max"], q))
+    low, high = _multiples(spec["min"], spec["max"], q)
+    if low > high:
+        raise ConfigError(f"{where}: no multiple of q={q!r} lies between min {spec['min']!r} and max {spec['max']!r}")
+    log = dist == "q_log_uniform_values"
+    if integer:  # such as batch_size {min: 16, max: 64, q: 16}: integers, not 16.0
+        return Param(key, "int", low=int(low), high=int(high), log=log, step=int(q))
+    return Param(key, "float", low=float(low), high=float(high), log=log, step=float(q))
 
 
-def _check_values(sweep):
-    """Every choice and both ends of every range must make a valid TrainConfig (typos show up now, not later)."""
-    base = sweep.constants
+def _multiples(low, high, q):
+    """The first and last multiple of q in [low, high], in decimal (0.9 stays 0.9, not 0.9000000000000001)."""
+    low, high, q = (Decimal(str(v)) for v in (low, high, q))
+    return ((low / q).to_integral_value(ROUND_CEILING) * q, (high / q).to_integral_value(ROUND_FLOOR) * q)
+
+
+def _parse_early_terminate(spec, source):
+    """wandb's ``early_terminate: {type: hyperband, min_iter: 3, eta: 3}`` -> a dict for Optuna's HyperbandPruner."""
+    if spec is None:
+        return None
+    where = f"{source}: early_terminate"
+    if not isinstance(spec, dict) or str(spec.get("type", "")).lower() != "hyperband":
+        raise ConfigError(f"{where} must be {{type: hyperband, min_iter: N}} (hyperband is the only type); got "
+                          f"{spec!r}")
+    unknown = [k for k in spec if k not in EARLY_TERMINATE_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: key {unknown[0]!r} is not supported; allowed keys: "
+                          f"{', '.join(EARLY_TERMINATE_KEYS)}")
+    result = {"type": "hyperband"}
+    for key, default, least in (("min_iter", 1, 1), ("max_iter", None, 2), ("eta", 3, 2)):
+        value = spec.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ConfigError(f"{where}: {key} must be an integer of at least {least}; got {value!r}")
+        result[key] = value
+    if result["max_iter"] is not None and result["max_iter"] <= result["min_iter"]:
+        raise ConfigError(f"{where}: max_iter must be larger than min_iter; got {result['max_iter']} and "
+                          f"{result['min_iter']}")
+    return result
+
+
+def _candidates(p):
+    """The values a parameter takes (both ends of a range)."""
+    values = [p.decode(v) for v in p.values] if p.values is not None else [p.low, p.high]
+    return [int(v) for v in values] if p.kind == "int" else values
+
+
+def _check_values(sweep, base=None, base_source="base settings"):
+    """Every choice and both ends of every range must make a valid TrainConfig, over the base settings (typos show
+    up now, not later)."""
+    base = base or {}
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = [k for k in base if k not in names]
+    if unknown:
+        raise ConfigError(f"{base_source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(names))}")
+    settings = {**base, **sweep.constants}
     for p in sweep.params:
-        candidates = [p.decode(v) for v in p.values] if p.values is not None else [p.low, p.high]
-        if p.kind == "int":
-            candidates = [int(v) for v in candidates]
-        for value in candidates:
+        for value in _candidates(p):
             try:
-                TrainConfig.from_dict({**base, p.key: value}, source=sweep.source)
+                TrainConfig.from_dict({**settings, p.key: value}, source=sweep.source)
             except ConfigError as exc:
                 raise ConfigError(f"{sweep.source}: parameter {p.key!r}, value {value!r}: {exc}") from None
+
+
+def check_sweep(sweep, base=None, datasets=None, base_source="base settings"):
+    """Refuse now what a trial would refuse later, before a study is created or recorded (a corrected rerun must
+    not find a study that holds the mistake): the base settings under every value, each dataset (it loads, and
+    its task fits the metric), the validation set a val_ metric needs, and one scale for a loss metric.
+
+    Returns the most epochs a trial can run (Hyperband's largest resource).
+    """
+    base = base or {}
+    datasets = {} if datasets is None else datasets
+    _check_values(sweep, base, base_source)
+    settings = {**base, **sweep.constants}
+    config = TrainConfig.from_dict(settings, source=sweep.source)
+    swept = {p.key: p for p in sweep.swept}
+
+    def values(key):
+        return _candidates(swept[key]) if key in swept else [getattr(config, key)]
+
+    for name in values("dataset"):
+        _check_metric(sweep, _dataset(TrainConfig.from_dict({**settings, "dataset": name}, source=sweep.source),
+                                      datasets))
+    if sweep.metric.startswith("val_") and min(values("val_fraction")) <= 0:
+        raise ConfigError(f"{sweep.source}: metric {sweep.metric} needs a validation set, but val_fraction can be 0 "
+                          "(none held out); set val_fraction above 0 (such as 0.1) or use metric accuracy or loss")
+    if "loss" in swept and sweep.metric.endswith("loss"):  # cross-entropy and squared error are different scales
+        raise ConfigError(f"{sweep.source}: metric {sweep.metric} cannot compare the swept losses (each has its own "
+                          "scale); use metric val_accuracy (or test_accuracy)")
+    max_epochs = max(values("epochs"))
+    terminate = sweep.early_terminate
+    if terminate:
+        if METRICS[sweep.metric][1] != "history":
+            raise ConfigError(f"{sweep.source}: early_terminate needs a per-epoch metric; {sweep.metric} is known only "
+                              "at the end (use val_accuracy or val_loss)")
+        largest = terminate["max_iter"] or max_epochs
+        if terminate["min_iter"] >= largest:
+            raise ConfigError(f"{sweep.source}: early_terminate min_iter ({terminate['min_iter']}) must be below the "
+                              f"epochs ({largest})")
+    return max_epochs
 
 
 # -- names ------------------------------------------------------------------------------------------------------
@@ -303,7 +409,10 @@ def _format_value(value):
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return "0" if value == 0 else f"{value:.3g}"
+        if value == 0:
+            return "0"
+        mantissa, e, exponent = f"{value:.3g}".partition("e")  # 1e+03 -> 1e3, 1e-03 -> 1e-3: no '+' to mangle
+        return f"{mantissa}e{int(exponent)}" if e else mantissa
     if isinstance(value, (list, tuple)):
         return "-".join(_format_value(v) for v in value)
     return str(value).lower()
@@ -372,15 +481,12 @@ class Storage:
         """The Optuna storage (creating tables or the journal file as needed)."""
         import optuna
 
+        self._make_folder()
         if self.journal:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-            os.makedirs(os.path.dirname(self.journal), exist_ok=True)
             return JournalStorage(JournalFileBackend(self.journal))
         if self.dialect == "sqlite":
-            path = self._sqlite_path()
-            if path:
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             kwargs = {"connect_args": {"timeout": 120}}
         else:
             kwargs = {"pool_pre_ping": True}
@@ -392,6 +498,15 @@ class Storage:
         except Exception as exc:
             raise ConfigError(f"cannot open storage {self.display}: {_first_line(exc)}") from None
 
+    def _make_folder(self):
+        """Create the folder of a SQLite or journal file (the lock file beside it needs it first)."""
+        path = self.journal or (self._sqlite_path() if self.dialect == "sqlite" else None)
+        if path:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the folder of storage {self.display}: {exc.strerror}") from None
+
     def _sqlite_path(self):
         path = self.url.split("://", 1)[1]
         if not path.startswith("/") or path in ("/", "/:memory:"):
@@ -401,6 +516,7 @@ class Storage:
     @contextlib.contextmanager
     def lock(self, study_name):
         """Hold the study's claim lock (blocks until free)."""
+        self._make_folder()
         if self.journal:
             from optuna.storages.journal import JournalFileSymlinkLock
 
@@ -548,17 +664,30 @@ def GridSampler(space, seed=0):
     return _grid_sampler_class()(space, seed)
 
 
-def open_study(sweep, storage, study_name, seed=None, prune=True, base=None):
+def make_pruner(sweep, prune=True, max_epochs=None):
+    """Optuna's pruner: the file's early_terminate (Hyperband over epochs), else a median pruner; none without prune."""
+    import optuna
+
+    terminate = sweep.early_terminate
+    if not prune:
+        return optuna.pruners.NopPruner()
+    if terminate:
+        return optuna.pruners.HyperbandPruner(min_resource=terminate["min_iter"],
+                                              max_resource=terminate["max_iter"] or max_epochs or "auto",
+                                              reduction_factor=terminate["eta"])
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+
+
+def open_study(sweep, storage, study_name, seed=None, prune=True, base=None, max_epochs=None):
     """Create or load the study (under the claim lock, so concurrent workers create it once).
 
     The sweep and the base settings (all but data_dir, which may differ between machines) are recorded in the
-    study; a worker with a different sweep is refused.
+    study; a worker with a different sweep is refused. ``max_epochs`` is Hyperband's largest resource.
     """
     import optuna
 
     sampler = make_sampler(sweep, seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if prune else \
-        optuna.pruners.NopPruner()
+    pruner = make_pruner(sweep, prune, max_epochs)
     with storage.lock(study_name):
         backend = storage.open()
         try:
@@ -635,15 +764,21 @@ def claim_trial(study, sweep, storage, study_name, n_trials):
 
 def suggest(trial, sweep):
     """The trial's value of every swept parameter (field name -> decoded value)."""
-    params = {}
+    params, rounded = {}, {}
     for p in sweep.swept:
         if p.kind == "categorical":
             value = p.decode(trial.suggest_categorical(p.key, p.values))
+        elif p.log and p.step:  # q_log_uniform_values: log-uniform, rounded to a multiple of q (Optuna has no such)
+            k = round(trial.suggest_float(p.key, p.low, p.high, log=True) / p.step)
+            value = k * p.step if p.kind == "int" else float(Decimal(k) * Decimal(str(p.step)))  # 0.3, not 0.300..04
+            rounded[p.key] = value
         elif p.kind == "int":
-            value = trial.suggest_int(p.key, p.low, p.high)
+            value = trial.suggest_int(p.key, p.low, p.high, step=p.step or 1)
         else:
             value = trial.suggest_float(p.key, p.low, p.high, log=p.log, step=p.step)
         params[p.key] = value
+    if rounded:  # what the trial ran, for reports that read the study
+        trial.set_user_attr("rounded_params", rounded)
     return params
 
 
@@ -717,7 +852,7 @@ class SweepResult:
 
 
 def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir=None, base=None, seed=None,
-              prune=True, wandb_project=None, wandb_entity=None, verbose=1, log=print):
+              prune=True, wandb_project=None, wandb_entity=None, verbose=1, log=print, base_source="base settings"):
     """Run trials of a study until it has ``n_trials`` finished ones (complete or pruned), in any number of workers.
 
     Parameters
@@ -736,7 +871,9 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     seed : int, optional
         Seed of the random and TPE samplers (give each worker its own).
     prune : bool
-        Stop unpromising trials early (median pruner on the per-epoch metric).
+        Stop unpromising trials early (median pruner on the per-epoch metric, or the file's Hyperband).
+    base_source : str
+        What ``base`` came from, for error messages (the --config file).
 
     Returns
     -------
@@ -760,9 +897,11 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     base = {str(k).replace("-", "_"): v for k, v in (base or {}).items()}
     for key in NOT_SWEPT:
         base.pop(key, None)
-    os.makedirs(output_dir, exist_ok=True)
+    datasets = {}
+    max_epochs = check_sweep(sweep, base, datasets, base_source)  # nothing is created or recorded before this
     store = Storage(storage or f"sqlite:///{os.path.join(output_dir, DEFAULT_DB)}")
-    study = open_study(sweep, store, study_name, seed=seed, prune=prune, base=base)
+    os.makedirs(output_dir, exist_ok=True)
+    study = open_study(sweep, store, study_name, seed=seed, prune=prune, base=base, max_epochs=max_epochs)
     _write_sweep_json(output_dir, sweep, store, study_name, storage is None)
     project = wandb_project or sweep.project
     entity = wandb_entity or sweep.entity
@@ -771,10 +910,6 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
 
         if not wandb_available():
             project = None
-    datasets = {}
-    if not any(p.key == "dataset" for p in sweep.swept):  # refuse a metric the data cannot give before any trial
-        _check_metric(sweep, _dataset(TrainConfig.from_dict({**base, **sweep.constants}, source=sweep.source),
-                                      datasets))
     ran = []
     finished = count_trials(study)[0]
     if verbose:
@@ -791,6 +926,9 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     best = _best(study)
     if verbose:
         line = f"study {study_name!r}: {finished} trials finished ({len(ran)} here)"
+        diverged = [t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") == "diverged"]
+        if diverged:  # their metric is the worst value, not a result: say so
+            line += f"; {len(diverged)} diverged (trial {', '.join(map(str, diverged))})"
         if best:
             line += f"; best {sweep.metric} {best['value']:.4f} (trial {best['number']}, {best['run_name']})"
         log(line)
@@ -810,7 +948,7 @@ def _write_sweep_json(output_dir, sweep, store, study_name, default_storage):
     info = {"study": study_name, "storage": DEFAULT_DB if default_storage else store.display,
             "method": sweep.method, "metric": sweep.metric, "goal": sweep.goal, "source": sweep.source,
             "parameters": {p.key: ([p.decode(v) for v in p.values] if p.values is not None else
-                                   {"min": p.low, "max": p.high, "log": p.log}) for p in sweep.params}}
+                                   {"min": p.low, "max": p.high, "log": p.log, "q": p.step}) for p in sweep.params}}
     write_text(os.path.join(output_dir, SWEEP_FILE), json.dumps(info, indent=2) + "\n")
 
 
@@ -948,7 +1086,8 @@ def cmd_sweep(args):
     try:
         run_sweep(sweep, args.trials, storage=args.storage, study_name=args.study, output_dir=args.output_dir,
                   base=base, seed=args.seed, prune=args.prune, wandb_project=args.wandb_project,
-                  wandb_entity=args.wandb_entity, verbose=0 if args.quiet else 1)
+                  wandb_entity=args.wandb_entity, verbose=0 if args.quiet else 1,
+                  base_source=args.config or "command line")
     except Interrupted as exc:
         print(f"ffnn: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,9 +6,10 @@ on with its local files. ``WANDB_MODE=offline`` keeps everything on disk (``wand
 
 import sys
 
-from .errors import FFNNError
+from .errors import ConfigError, FFNNError
 
 NOT_INSTALLED = "ffnn: wandb is not installed (pip install 'ffnn[wandb]'); logging locally only"
+NOT_LOGGED_IN = "Weights & Biases is not logged in: run `wandb login`, or set WANDB_MODE=offline"
 
 
 def wandb_available(stream=None):
@@ -29,6 +30,21 @@ def make_logger(project, entity, config, *, name=None, group=None, extra_config=
         print(NOT_INSTALLED, file=stream or sys.stderr)
         return None
     return WandbLogger(wandb, project, entity, config, name=name, group=group, extra_config=extra_config)
+
+
+def _init_error(wandb, exc):
+    """One ConfigError line for wandb's own errors at ``wandb.init`` (no login, no network), or None (a bug)."""
+    errors = getattr(wandb, "errors", None)
+    if not isinstance(exc, getattr(errors, "Error", ())):
+        return None
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else type(exc).__name__
+    if isinstance(exc, getattr(errors, "AuthenticationError", ())) or "api key" in message.lower():
+        return ConfigError(NOT_LOGGED_IN)
+    if isinstance(exc, getattr(errors, "CommError", ())):
+        return ConfigError(f"Weights & Biases cannot be reached ({message}); check the network, or set "
+                           "WANDB_MODE=offline")
+    return ConfigError(f"Weights & Biases refused the run ({message})")
 
 
 class WandbLogger:
@@ -52,8 +68,14 @@ class WandbLogger:
         self.config = config
         values = {k: v for k, v in config.to_dict().items() if k != "extra"}
         values.update(extra_config or {})
-        self.run = wandb.init(project=project, entity=entity, config=values, name=name or config.run_name(),
-                              group=group)
+        try:
+            self.run = wandb.init(project=project, entity=entity, config=values, name=name or config.run_name(),
+                                  group=group)
+        except Exception as exc:
+            error = _init_error(wandb, exc)
+            if error is None:
+                raise
+            raise error from None
 
     def on_epoch_end(self, trainer, row):
         self.run.log({k: v for k, v in row.items() if v is not None}, step=row["epoch"])
