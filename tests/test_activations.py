@@ -159,3 +159,15 @@ def test_backward_of_a_new_activation_takes_the_numpy_path():
     out = np.empty_like(a)
     square.backward(a, a * a, np.array([[1.0, 1.0, 0.5]]), out=out)
     assert out.tolist() == [[2.0, -4.0, 3.0]]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-7), (np.float64, 1e-15)])
+def test_logistic_is_accurate_far_into_both_tails(dtype, rtol):
+    import math
+
+    a = np.array([-80.0, -40.0, -30.0, -20.0, -17.0, -15.0, -1.0, 0.0, 1.0, 15.0, 30.0], dtype)
+    exact = np.array([1 / (1 + math.exp(-float(v))) for v in a])  # float64 reference, exact to rounding here
+    h = get_activation("logistic").g(a)
+    tiny = np.finfo(dtype).tiny
+    ok = exact >= tiny  # below the smallest normal number only the rounding to subnormals is left
+    np.testing.assert_allclose(h[ok], exact[ok], rtol=rtol * 4)

@@ -422,3 +422,16 @@ def test_evaluate_on_rows_equals_evaluate_on_the_copied_rows():
     assert on_rows["accuracy"] == copied["accuracy"]
     assert on_rows["loss"] == pytest.approx(copied["loss"], rel=1e-6)
     assert on_rows["loss"] != pytest.approx(net.evaluate(X, y)["loss"], rel=1e-6)
+
+
+def test_soft_targets_must_be_probabilities_for_cross_entropy():
+    net = Network([3, 4, 3], dtype="float64", seed=0)
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    for Y, words in ((np.array([[1, 1, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1.]]), "row 0 sums to 2"),
+                     (np.array([[1.5, -.5, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1.]]), "row 0 sums to 1")):
+        with pytest.raises(DataError, match=f"must be probabilities.*{words}"):
+            net.fit(X, Y, epochs=1, batch_size=4, verbose=0)
+    # rows that are probabilities train, and softmax + squared error takes any targets
+    net.fit(X, np.full((4, 3), 1 / 3), epochs=1, batch_size=4, verbose=0)
+    other = Network([3, 4, 3], loss="squared_error", dtype="float64", seed=0)
+    other.fit(X, np.array([[1, 1, 0], [0, 1, 0], [.5, .5, .5], [0, 0, 2.]]), epochs=1, batch_size=4, verbose=0)

@@ -345,3 +345,36 @@ def test_a_read_only_gradient_is_used_as_numpy_would(name):
     get_optimizer(name, learning_rate=0.1).step({"p": expected}, {"p": grad.copy()})
     get_optimizer(name, learning_rate=0.1).step({"p": theta}, {"p": grad})
     assert np.array_equal(theta, expected)
+
+
+@compiled
+@pytest.mark.parametrize("step", ["denominator", "moments", "update"])
+def test_a_subclass_that_rewrites_a_step_of_adam_is_not_run_by_adams_kernel(step, monkeypatch):
+    class Halved(optimizers.Adam):
+        name = "halved"
+
+    def halved(self, *args):  # the parent's result, halved: visibly another rule
+        result = getattr(optimizers.Adam, step)(self, *args)
+        if step == "denominator":
+            result *= 2
+        elif step == "moments":
+            result[0][...] *= 0.5
+        else:
+            args[1][...] -= 0.001
+        return result
+
+    setattr(Halved, step, halved)
+    results = []
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        theta = np.zeros(3)
+        opt = Halved(learning_rate=0.1)
+        for _ in range(3):
+            opt.step({"theta": theta}, {"theta": np.array([0.5, -1.0, 2.0])})
+        results.append(theta)
+    np.testing.assert_array_equal(results[0], results[1])
+    plain = np.zeros(3)
+    opt = optimizers.Adam(learning_rate=0.1)
+    for _ in range(3):
+        opt.step({"theta": plain}, {"theta": np.array([0.5, -1.0, 2.0])})
+    assert not np.array_equal(results[0], plain)

@@ -244,3 +244,12 @@ def test_grad_a_finite_for_extreme_float32(output, loss, kind):
     assert np.isfinite(value)
     assert grad.dtype == np.float32
     assert np.all(np.isfinite(grad))
+
+
+def test_squared_error_takes_1d_targets_for_a_single_output():
+    a = np.array([[0.5], [-1.0], [2.0]])
+    for y in (np.array([0.3, -0.7, 1.2]), np.array([0, 0, 0])):
+        layer = get_output_layer("linear", "squared_error")
+        expected = np.mean((a[:, 0] - y) ** 2)
+        assert squared_error(a, a, y) == pytest.approx(expected)
+        np.testing.assert_allclose(layer.grad_a(a, a, y), 2 * (a - y[:, None]) / 3)

@@ -43,11 +43,14 @@ class Activation:
 
 
 def logistic(a, out=None):
-    # sigma(a) = 1 / (1 + e^-a), written as (1 + tanh(a/2)) / 2: no exp, so no overflow at |a| = 1e4.
-    out = np.multiply(a, 0.5, out=out)
-    np.tanh(out, out=out)
-    np.multiply(out, 0.5, out=out)
-    return np.add(out, 0.5, out=out)
+    # sigma(a) = 1 / (1 + e^-a), as written: accurate to the last bits for every a (for a << 0 it is e^a, however
+    # small), where (1 + tanh(a/2)) / 2 cancels. For a below about -88 (float32) e^-a overflows to inf and sigma is
+    # 0, its value rounded: that overflow (and e^-a underflowing for large a) is expected, not worth a warning.
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.negative(a, out=out)
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def logistic_prime(a, h, out=None):

@@ -387,6 +387,14 @@ class Network:
         y = y.astype(self.dtype)
         if not np.all(np.isfinite(y)):
             raise DataError("targets contain NaN or infinite values; only finite numbers are allowed")
+        if self.output_layer.output == "softmax" and self.output_layer.loss_name == "cross_entropy":
+            # the fused gradient y_hat - y is that of -sum_j y_j log y_hat_j only for rows that sum to 1
+            sums = y.sum(axis=1, dtype=np.float64)
+            bad = (y < 0).any(axis=1) | (np.abs(sums - 1) > 1e-3)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DataError(f"soft targets for softmax + cross_entropy must be probabilities (non-negative, each "
+                                f"row summing to 1); row {i} sums to {sums[i]:.6g}")
         return y
 
 

@@ -257,12 +257,18 @@ class Nadam(Adam):
         return True
 
 
+RULE_STEPS = ("update", "moments", "denominator")  # what a subclass may rewrite of a rule (see Adam)
+
+
 @functools.cache
 def _own_kernel(cls):
-    # A subclass that rewrites ``update`` without its own ``fused`` must not inherit its parent's kernel.
+    # The kernel is that of the nearest class defining ``fused``; a subclass below it that rewrites any step of the
+    # rule (``update``, or Adam's ``moments`` or ``denominator``) must not inherit it.
     for klass in cls.__mro__:
-        if "update" in vars(klass):
-            return "fused" in vars(klass)
+        if "fused" in vars(klass):
+            return True
+        if any(step in vars(klass) for step in RULE_STEPS):
+            return False
     return False
 
 

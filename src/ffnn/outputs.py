@@ -75,7 +75,10 @@ def one_hot(labels, k, dtype):
 
 
 def _targets(y, k, dtype):
-    return one_hot(y, k, dtype) if y.ndim == 1 else y
+    # 1-D y: class labels for several outputs, the targets themselves for a single output
+    if y.ndim == 1:
+        return one_hot(y, k, dtype) if k > 1 else y.reshape(-1, 1)
+    return y
 
 
 def cross_entropy(a, y_hat, y):
