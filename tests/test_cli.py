@@ -113,7 +113,7 @@ def test_assignment_flags_verbatim(capsys):
                          "-beta2", "0.999", "-eps", "1e-6", "-m", "0.5", "-beta", "0.5", "-q")
     assert code == 0, err
     run_dir = only_run_dir("out")
-    assert os.path.basename(run_dir) == "hl_3_sz_32_bs_16_ac_relu_o_nadam"
+    assert os.path.basename(run_dir) == "hl_3_sz_32_bs_16_ac_relu_o_nadam_l_mse"
     config = json.load(open(os.path.join(run_dir, "config.json")))
     expected = {"num_layers": 3, "hidden_size": 32, "activation": "ReLU", "optimizer": "nadam",
                 "learning_rate": 1e-3, "weight_init": "Xavier", "weight_decay": 0.0005,
@@ -148,6 +148,12 @@ def test_config_file_with_flags_overriding(tmp_path, capsys):
     assert config["epochs"] == 2 and config["learning_rate"] == 0.01  # the flags win
     assert config["batch_size"] == 8 and config["optimizer"] == "momentum" and config["hidden_sizes"] == [6]
     assert len(History.from_csv(os.path.join("out", "cfg", "history.csv"))) == 2
+    # the assignment's short keys work in a file too, and flags still win over them
+    (tmp_path / "s.yaml").write_text("d: iris\ne: 4\nb: 8\nnhl: 1\nsz: 6\nlr: 0.05\noutput_dir: out\nname: short\n")
+    code, _, err = run(capsys, "train", "--config", "s.yaml", "-e", "2", "--hidden_size", "5", "-q")
+    assert code == 0, err
+    config = json.load(open(os.path.join("out", "short", "config.json")))
+    assert (config["epochs"], config["batch_size"], config["num_layers"], config["hidden_size"]) == (2, 8, 1, 5)
 
 
 @pytest.mark.parametrize("text,words", [

@@ -73,7 +73,21 @@ def test_unknown_keys_are_listed_with_the_valid_ones():
     message = str(info.value)
     assert "my.yaml" in message and "'hiden_size'" in message
     for field in dataclasses.fields(TrainConfig):
-        assert field.name in message
+        assert (field.name in message) == (field.name != "extra")  # an internal field, not a setting
+
+
+def test_the_assignments_short_keys_are_accepted():
+    config = TrainConfig.from_dict({"nhl": 3, "sz": 64, "lr": 0.01, "w_d": 0.5, "w_i": "he", "b": 16, "e": 2})
+    assert (config.num_layers, config.hidden_size, config.learning_rate, config.weight_decay, config.weight_init,
+            config.batch_size, config.epochs) == (3, 64, 0.01, 0.5, "he", 16, 2)
+    with pytest.raises(ConfigError, match="'sz' sets 'hidden_size' a second time"):
+        TrainConfig.from_dict({"hidden_size": 32, "sz": 64})
+
+
+def test_a_run_name_says_when_the_loss_is_squared_error():
+    assert TrainConfig(loss="mean_squared_error").run_name() == "hl_2_sz_128_bs_64_ac_tanh_o_adam_l_mse"
+    default = "hl_2_sz_128_bs_64_ac_tanh_o_adam"
+    assert TrainConfig(loss="cross_entropy").run_name() == TrainConfig().run_name() == default
 
 
 def test_from_dict_accepts_dashed_keys():

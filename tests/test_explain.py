@@ -234,6 +234,20 @@ def test_regression_dataset_uses_linear_output(capsys):
     assert "O = linear, loss squared-error" in out and "grad_a2 = 2 (y_hat - y)" in out
 
 
+@pytest.mark.parametrize("example", [5, 8])
+def test_regression_targets_are_standardised_as_for_training(capsys, example):
+    # raw diabetes targets reach 346: their squared errors are so large that the checks would fail on rounding
+    import ffnn
+
+    code, out, _ = run(capsys, ["--dataset", "diabetes", "--example", str(example)])
+    assert code == 0 and "FAIL" not in out
+    y = ffnn.datasets.load("diabetes", dtype="float64")
+    expected = (y.y_test[example] - y.y_train.mean()) / y.y_train.std()
+    line = next(line for line in out.splitlines() if line.startswith("target y = ["))
+    assert line.endswith("(standardised as for training)")
+    assert float(line.split("[")[1].split("]")[0]) == pytest.approx(expected, abs=5e-4)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--example", "3"], "--example takes an example of a dataset; pass --dataset too"),
     (["--dataset", "iris", "--example", "30"], "--example 30 is out of range; iris has 30 test examples (0..29)"),

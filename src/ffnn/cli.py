@@ -223,13 +223,20 @@ def read_config_file(path):
     return values
 
 
+def _config_key(key):
+    from .config import ALIASES
+
+    key = str(key).replace("-", "_")
+    return ALIASES.get(key, ALIASES.get(key.lower(), key))
+
+
 def train_config(args):
     """TrainConfig from defaults <- config file <- flags given on the command line."""
     from .config import TrainConfig
 
     values = read_config_file(args.config) if args.config else {}
     source = args.config or "command line"
-    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    values = {_config_key(k): v for k, v in values.items()}
     for key in ("wandb_project", "wandb_entity"):  # options of the command, not of the training: flags win
         value = values.pop(key, None)
         if getattr(args, key, None) is None:
@@ -325,6 +332,8 @@ def _as_trained(net, ds):
 
     meta = net.metadata
     X, y = ds.inputs("test"), ds.y_test
+    if X.shape[1] != net.sizes[0]:
+        raise DataError(f"{ds.name} has {X.shape[1]} features; this model takes {net.sizes[0]}")
     saved = Scaling.from_dict(meta["scaling"]) if meta.get("scaling") else None
     if saved is not None and ds.scaling is not None and not saved.same_as(ds.scaling):
         X = saved.transform(ds.scaling.inverse_transform(X)).astype(net.dtype)

@@ -19,6 +19,13 @@ from .optimizers import OPTIMIZERS
 from .outputs import canonical_loss, canonical_output
 
 
+# The course assignment's short flags and a few common spellings -> TrainConfig fields (config and sweep files).
+ALIASES = {"d": "dataset", "e": "epochs", "b": "batch_size", "bs": "batch_size", "l": "loss", "o": "optimizer",
+           "lr": "learning_rate", "m": "momentum", "eps": "epsilon", "w_d": "weight_decay", "wd": "weight_decay",
+           "w_i": "weight_init", "init": "weight_init", "nhl": "num_layers", "hidden_layers": "num_layers",
+           "num_hidden_layers": "num_layers", "sz": "hidden_size", "a": "activation"}
+
+
 @dataclass
 class TrainConfig:
     """A training run. Defaults reach about 0.89 test accuracy on Fashion-MNIST in well under a minute."""
@@ -84,8 +91,9 @@ class TrainConfig:
             return self.name
         hidden = self.hidden
         sz = hidden[0] if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+        loss = "_l_mse" if self.loss and canonical_loss(self.loss) == "squared_error" else ""  # not the default
         return (f"hl_{len(hidden)}_sz_{sz if hidden else 0}_bs_{self.batch_size}_ac_{self.activation.lower()}"
-                f"_o_{self.optimizer.lower()}")
+                f"_o_{self.optimizer.lower()}{loss}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -97,8 +105,12 @@ class TrainConfig:
         normalised = {}
         for key, value in values.items():
             k = str(key).replace("-", "_")
+            k = ALIASES.get(k, ALIASES.get(k.lower(), k))
             if k not in names:
-                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(names))}")
+                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: "
+                                  f"{', '.join(sorted(names - {'extra'}))}")
+            if k in normalised:
+                raise ConfigError(f"{source}: {key!r} sets {k!r} a second time")
             normalised[k] = value
         for f in fields(cls):
             # YAML reads 1e-3 (no decimal point) as text; numbers written that way are still numbers.

@@ -920,9 +920,13 @@ def build_example(args):
     if ds.task == "classification":
         y = np.int64(y)
         what = f"label l = {int(y)}" + (f" ({ds.class_names[int(y)]})" if ds.class_names else "")
-    else:
-        y = np.atleast_1d(np.asarray(y, np.float64))
-        what = "target y = [ " + "  ".join(_fmt(v) for v in y[:6]) + (" ..." if y.size > 6 else "") + " ]"
+    else:  # standardised with the training split's mean and std, as ffnn train does
+        from .runs import standard_targets, target_scaling
+
+        y = np.atleast_1d(np.asarray(standard_targets(np.asarray(y, np.float64), target_scaling(ds.y_train)),
+                                     np.float64))
+        what = "target y = [ " + "  ".join(_fmt(v) for v in y[:6]) + (" ..." if y.size > 6 else "") + " ]" + \
+            " (standardised as for training)"
     context = [f"example {index} of {ds.name} (test split, {n_test} examples; features scaled as for training)",
                what, f"untrained network: {net.init} weights (seed {args.seed}), zero biases"]
     return net, x, y, context

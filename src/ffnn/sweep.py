@@ -39,7 +39,7 @@ import zlib
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field, fields
 
-from .config import TrainConfig
+from .config import ALIASES, TrainConfig
 from .errors import ConfigError, FFNNError
 from .fsutil import write_text
 
@@ -53,10 +53,6 @@ EARLY_TERMINATE_KEYS = ("type", "min_iter", "max_iter", "eta")  # wandb's hyperb
 TOP_LEVEL_KEYS = ("method", "metric", "parameters", "name", "description", "program", "command", "project",
                   "entity", "early_terminate", "run_cap", "controller", "imputed_metric")
 # The assignment's short flags and a few common spellings -> TrainConfig fields.
-ALIASES = {"d": "dataset", "e": "epochs", "b": "batch_size", "bs": "batch_size", "l": "loss", "o": "optimizer",
-           "lr": "learning_rate", "m": "momentum", "eps": "epsilon", "w_d": "weight_decay", "wd": "weight_decay",
-           "w_i": "weight_init", "init": "weight_init", "nhl": "num_layers", "hidden_layers": "num_layers",
-           "num_hidden_layers": "num_layers", "sz": "hidden_size", "a": "activation"}
 NOT_SWEPT = ("output_dir", "name", "extra")  # set by the sweep itself
 WANDB_KEYS = {"wp": "wandb_project", "wandb_project": "wandb_project", "we": "wandb_entity",
               "wandb_entity": "wandb_entity"}
