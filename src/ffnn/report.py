@@ -956,5 +956,6 @@ def cmd_report(args):
     report = make_report(args.path, args.output_dir, storage=args.storage, study=args.study)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {len(report.figures)} figures and {report.index}")
+    count = len(report.figures)
+    print(f"wrote {count} figure{'' if count == 1 else 's'} and {report.index}")
     return 0
