@@ -218,6 +218,17 @@ def test_a_run_says_what_it_trains_on_and_how(tmp_path, monkeypatch, enabled):
                         + ("compiled kernels" if enabled else "NumPy only (ffnn's C extension is not in use)"))
 
 
+def test_a_run_notes_schedule_settings_its_schedule_ignores(tmp_path):
+    lines = []
+    runs.train(digits_config(tmp_path, epochs=1, lr_schedule="constant", lr_gamma=0.5, lr_step_size=2), verbose=1,
+               log=lines.append)
+    assert "note: --lr-gamma and --lr-step-size have no effect with the constant schedule" in lines
+    lines.clear()
+    runs.train(digits_config(tmp_path, epochs=1, lr_schedule="step", lr_gamma=0.5, lr_step_size=2), verbose=1,
+               log=lines.append)
+    assert not any(line.startswith("note:") for line in lines)
+
+
 def test_load_run_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a run folder"):
         runs.load_run_config(tmp_path)

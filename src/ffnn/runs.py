@@ -268,6 +268,22 @@ def _log_settings(log, config, dataset, net, n_train, validation_rows, trainer, 
         + (cuda.describe() if cuda.is_array(net.theta) else "compiled kernels" if kernels.ENABLED
            else "NumPy only (ffnn's C extension is not in use)")
         + (f"; resuming after epoch {trainer.epoch}" if resume else ""))
+    unused = unused_schedule_settings(config)
+    if unused:
+        log(f"note: {' and '.join('--' + k.replace('_', '-') for k in unused)} "
+            f"{'has' if len(unused) == 1 else 'have'} no effect with the {config.lr_schedule} schedule")
+
+
+def unused_schedule_settings(config):
+    """The schedule settings given that the chosen schedule does not take (lr_gamma for a cosine one, say)."""
+    import inspect
+
+    from .schedules import SCHEDULES
+
+    takes = inspect.signature(SCHEDULES[config.lr_schedule.lower()].__init__).parameters
+    return [field for field, name in (("lr_gamma", "gamma"), ("lr_step_size", "step_size"),
+                                      ("lr_min_factor", "min_factor"))
+            if getattr(config, field) is not None and name not in takes]
 
 
 def _finished_run(run_dir, net, trainer):
