@@ -316,11 +316,47 @@ def test_evaluate_on_a_new_file_uses_the_model_scaling_and_class_names(capsys, a
     # features a thousand times larger mean something else to the model: far worse, not the same numbers
     animals_csv("stretched.csv", shift=500.0, factor=1000.0)
     assert evaluated(capsys, animals_run, "-d", "stretched.csv")[1] < 0.5
+    # the columns are taken by name, in any order; other names are refused
+    animals_csv("perm.csv", columns=("c", "a", "b"))
+    assert evaluated(capsys, animals_run, "-d", "perm.csv")[:2] == (loss, accuracy)
+    animals_csv("renamed.csv", rename={"a": "x"})
+    code, _, err = run(capsys, "evaluate", animals_run, "-d", "renamed.csv")
+    assert "no column 'a'; unknown column 'x'" in assert_one_error_line(code, err)
     # a class the model never saw is refused
     animals_csv("new.csv", names=("cat", "dog", "ant"))
     code, _, err = run(capsys, "evaluate", animals_run, "-d", "new.csv")
     line = assert_one_error_line(code, err)
     assert "'ant'" in line and "'cat', 'dog', 'emu'" in line
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_evaluate_gives_an_estimators_network_its_features_as_they_are(capsys):
+    from ffnn import FFNNClassifier
+
+    animals_csv("animals.csv", shift=3.0, factor=2.0)
+    ds = ffnn.datasets.load("animals.csv", target="label")
+    raw_train, raw_test = (ds.scaling.inverse_transform(X) for X in (ds.X_train, ds.X_test))
+    labels = np.array(ds.class_names)
+    clf = FFNNClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(raw_train, labels[ds.y_train])
+    clf.network_.save("est.safetensors")
+    _, accuracy, _ = evaluated(capsys, "est.safetensors", "-d", "animals.csv", "--target", "label")
+    assert accuracy == pytest.approx(clf.score(raw_test, labels[ds.y_test]), abs=1e-4)
+    assert 0.2 < accuracy < 1.0  # a half-trained network, whose accuracy tells raw and scaled features apart
+    assert accuracy != pytest.approx(clf.score(ds.X_test, labels[ds.y_test]), abs=1e-4)
+
+
+def test_predict_to_standard_output_as_a_file_name(digits_run, tmp_path):
+    (tmp_path / "x.csv").write_text(",".join(["1"] * 64) + "\n")
+    piped = subprocess.run(f"{sys.executable} -m ffnn predict {digits_run[2]} x.csv -o /dev/stdout | cat",
+                           shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[0].startswith("prediction,p_0,p_1")
+    (tmp_path / "log.txt").write_text("before\n")
+    appended = subprocess.run(f"{sys.executable} -m ffnn predict {digits_run[2]} x.csv -o /dev/stdout >> log.txt",
+                              shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert appended.returncode == 0, appended.stderr
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert lines[0] == "before" and lines[1].startswith("prediction,")
 
 
 def test_predict_takes_columns_by_name_and_skips_a_bom(capsys, animals_run, tmp_path):
@@ -693,6 +729,41 @@ def test_resume_may_change_the_device_and_the_data_folder(capsys):
     code, _, err = run(capsys, "train", "--resume", "runs/r", "-lr", "0.1")
     line = assert_one_error_line(code, err)
     assert "--epochs, --device, --data-dir" in line and "--learning_rate" in line
+
+
+def test_a_resumed_run_records_where_its_data_is_now(capsys, monkeypatch):
+    from ffnn.data import write_idx
+
+    monkeypatch.setenv("FFNN_MIRRORS", "http://127.0.0.1:9/")  # nothing is downloaded
+    monkeypatch.setenv("FFNN_DATA_DIR", os.path.abspath("nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", os.path.abspath("cache"))
+    rng = np.random.default_rng(0)
+    os.makedirs("d1")
+    for split, n in (("train", 60), ("t10k", 20)):
+        write_idx(f"d1/{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(f"d1/{split}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    code, _, err = run(capsys, "train", "-d", "mnist", "--data-dir", "d1", "-e", "1", "-b", "16", "-sz", "8",
+                       "--name", "m", "-q")
+    assert code == 0, err
+    os.rename("d1", "d2")
+    code, _, err = run(capsys, "train", "--resume", "runs/m", "-e", "2", "--data-dir", "d2")
+    assert code == 0, err
+    assert json.loads(open("runs/m/config.json").read())["data_dir"] == os.path.abspath("d2")
+    code, out, err = run(capsys, "evaluate", "runs/m")
+    assert code == 0, err
+    assert "mnist: 20 test examples" in out
+
+
+def test_resuming_a_stopped_run_to_the_epochs_it_has_completes_it(capsys, monkeypatch):
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "--name", "s", "-e", "2")
+    assert code == 0, err
+    summary = json.loads(open("runs/s/summary.json").read())
+    summary["status"] = "interrupted"  # as Ctrl-C after epoch 2 of a longer run leaves it
+    open("runs/s/summary.json", "w").write(json.dumps(summary))
+    code, out, err = run(capsys, "train", "--resume", "runs/s", "-e", "2")
+    assert code == 0 and err == ""
+    assert "already finished 2 epochs" in out
+    assert json.loads(open("runs/s/summary.json").read())["status"] == "completed"
 
 
 def test_a_config_file_may_name_the_wandb_project(tmp_path, capsys, monkeypatch):

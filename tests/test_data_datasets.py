@@ -423,6 +423,9 @@ def test_bad_dtype_and_stray_target():
     with pytest.raises(ConfigError, match="float32, float64"):
         load("iris", dtype="float16")
     assert load("iris", dtype=np.float32).X_train.dtype == np.float32
+    for bad in (None, "float", "f8"):
+        with pytest.raises(ConfigError, match="float32, float64"):
+            load("iris", dtype=bad)
     assert load("iris", dtype=np.dtype("f8")).X_train.dtype == np.float64
     with pytest.raises(ConfigError, match="only applies to CSV"):
         load("iris", target="species")

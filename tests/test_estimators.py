@@ -187,7 +187,6 @@ def test_one_class_is_refused_with_a_message_about_classes():
         FFNNClassifier().fit(np.zeros((5, 2)), np.ones(5))
 
 
-
 @no_convergence_warning
 def test_a_refused_refit_leaves_the_fitted_classifier_as_it_was():
     pd = pytest.importorskip("pandas")
@@ -290,7 +289,6 @@ def test_network_is_an_ffnn_network_that_saves(tmp_path):
     net.save(tmp_path / "iris.safetensors")
     loaded = Network.load(tmp_path / "iris.safetensors")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-
 
 
 def outputs_as_ffnn_predict_sees_them(path, X):
@@ -449,7 +447,6 @@ def test_callbacks_see_the_trainer_and_can_stop_training():
     assert [loss for _, _, loss in seen] == clf.loss_curve_
 
 
-
 @no_convergence_warning
 def test_callbacks_none_means_no_callbacks():
     X, y = blobs()
@@ -528,7 +525,6 @@ def test_warm_start_continues_from_the_current_weights():
     cold = FFNNClassifier(**params).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ == 5 and cold.loss_curve_ == first
-
 
 
 @no_convergence_warning

@@ -178,6 +178,8 @@ class FailsInEpoch:
 
 @pytest.mark.parametrize("case", ["batch", "smoothing", "epoch"])
 def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, case):
+    # a batch larger than the data and label smoothing for regression are refused before the folder is made; a
+    # failure in the first epoch removes the folder it made, holding config.json alone
     config = digits_config(tmp_path, batch_size=5000) if case == "batch" else \
         digits_config(tmp_path, dataset="diabetes", label_smoothing=0.1) if case == "smoothing" else \
         digits_config(tmp_path)

@@ -352,6 +352,16 @@ def test_a_refused_first_run_records_nothing_so_the_corrected_run_works(tmp_path
     assert states(load(f"sqlite:///{out}/study.db", "b")) == {"COMPLETE": 1}
 
 
+def test_a_config_file_takes_the_assignments_short_keys(tmp_path, capsys):
+    path = write_sweep(tmp_path / "b.yaml", B)
+    (tmp_path / "base.yaml").write_text("lr: 0.01\nnhl: 1\n")
+    out = tmp_path / "o"
+    assert sw.main([path, "--trials", "1", "--config", str(tmp_path / "base.yaml"), "--output-dir", str(out),
+                    "-q"]) == 0
+    (config,) = [json.loads(p.read_text()) for p in out.glob("trials/*/config.json")]
+    assert config["learning_rate"] == 0.01 and config["num_layers"] == 1
+
+
 def test_a_bad_config_file_key_names_the_file(tmp_path, capsys):
     path = write_sweep(tmp_path / "b.yaml", B)
     (tmp_path / "bad.yaml").write_text("lerning_rate: 0.01\n")

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from . import __version__
-from .errors import ConfigError, DataError, FFNNError
+from .errors import ConfigError, DataError, FFNNError, plural
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -223,20 +223,13 @@ def read_config_file(path):
     return values
 
 
-def _config_key(key):
-    from .config import ALIASES
-
-    key = str(key).replace("-", "_")
-    return ALIASES.get(key, ALIASES.get(key.lower(), key))
-
-
 def train_config(args):
     """TrainConfig from defaults <- config file <- flags given on the command line."""
-    from .config import TrainConfig
+    from .config import TrainConfig, config_key
 
     values = read_config_file(args.config) if args.config else {}
     source = args.config or "command line"
-    values = {_config_key(k): v for k, v in values.items()}
+    values = {config_key(k): v for k, v in values.items()}
     for key in ("wandb_project", "wandb_entity"):  # options of the command, not of the training: flags win
         value = values.pop(key, None)
         if getattr(args, key, None) is None:
@@ -247,7 +240,6 @@ def train_config(args):
 
 def cmd_train(args):
     from . import runs
-    from .training import plural
 
     verbose = 0 if args.quiet else 1
     callbacks = []
@@ -326,17 +318,25 @@ def cmd_evaluate(args):
 
 
 def _as_trained(net, ds):
-    """The test split of ``ds`` as ``net`` saw its training data: features scaled by the model's own scaling, and
-    labels numbered by the model's class names (a new file has its own of both)."""
+    """The test split of ``ds`` as ``net`` saw its training data: its features (taken by name when both know their
+    names) scaled by the model's own scaling, and labels numbered by the model's class names (a new file has its
+    own of all three)."""
     from .data import Scaling
 
     meta = net.metadata
-    X, y = ds.inputs("test"), ds.y_test
-    if X.shape[1] != net.sizes[0]:
-        raise DataError(f"{ds.name} has {X.shape[1]} features; this model takes {net.sizes[0]}")
+    X, y, own = ds.inputs("test"), ds.y_test, ds.scaling
+    # "scaling": None is a model that takes features as they are (an estimator's); no key, an older file
     saved = Scaling.from_dict(meta["scaling"]) if meta.get("scaling") else None
-    if saved is not None and ds.scaling is not None and not saved.same_as(ds.scaling):
-        X = saved.transform(ds.scaling.inverse_transform(X)).astype(net.dtype)
+    as_given = "scaling" in meta and meta["scaling"] is None
+    names, file_names = meta.get("feature_names"), ds.feature_names
+    columns = _columns_by_name(file_names, names, ds.name) if names and file_names else None
+    if columns is None and X.shape[1] != net.sizes[0]:
+        raise DataError(f"{ds.name} has {X.shape[1]} features; this model takes {net.sizes[0]}")
+    if columns is not None or (own is not None and (as_given or (saved is not None and not saved.same_as(own)))):
+        raw = own.inverse_transform(ds.X_test) if own is not None else np.asarray(ds.X_test, np.float64)
+        if columns is not None:
+            raw = raw[:, columns]
+        X = (saved.transform(raw) if saved is not None else raw).astype(net.dtype)
     names = meta.get("class_names")
     if names and ds.class_names and list(ds.class_names) != list(names):
         unknown = [c for c in ds.class_names if c not in names]
@@ -345,6 +345,21 @@ def _as_trained(net, ds):
                             f"({', '.join(map(repr, names))})")
         y = np.asarray([names.index(c) for c in ds.class_names], np.int64)[y]
     return X, y
+
+
+def _columns_by_name(have, want, source):
+    """Indices into the columns ``have`` that give the columns ``want`` in order (None when they already are);
+    a one-line DataError naming the missing and unknown ones when they are not the same names."""
+    have, want = list(have), list(want)
+    if have == want:
+        return None
+    missing = [c for c in want if c not in have]
+    extra = [c for c in have if c not in want]
+    if missing or extra:
+        parts = ([f"no column {', '.join(map(repr, missing))}"] if missing else []) + \
+            ([f"unknown column {', '.join(map(repr, extra))}"] if extra else [])
+        raise DataError(f"{source}: {'; '.join(parts)}; the model's features are {', '.join(want)}")
+    return [have.index(c) for c in want]
 
 
 def read_feature_csv(path, n_features, target=None, feature_names=None):
@@ -362,14 +377,9 @@ def read_feature_csv(path, n_features, target=None, feature_names=None):
     if rows and not any(_is_number(c) or not c.strip() for c in rows[0][1]):
         header = [c.strip() for c in rows.pop(0)[1]]
         keep = [i for i, c in enumerate(header) if c != target]
-        if feature_names and [header[i] for i in keep] != list(feature_names):
-            missing = [c for c in feature_names if c not in header]
-            extra = [header[i] for i in keep if header[i] not in feature_names]
-            if missing or extra:
-                parts = ([f"no column {', '.join(map(repr, missing))}"] if missing else []) + \
-                    ([f"unknown column {', '.join(map(repr, extra))}"] if extra else [])
-                raise DataError(f"{path}: {'; '.join(parts)}; the model's features are {', '.join(feature_names)}")
-            keep = [header.index(c) for c in feature_names]
+        if feature_names:
+            columns = _columns_by_name([header[i] for i in keep], feature_names, path)
+            keep = keep if columns is None else [keep[i] for i in columns]
         width = len(header)
     X = []
     for line, row in rows:
@@ -402,7 +412,6 @@ def cmd_predict(args):
     from .data import Scaling
     from .fsutil import write_text
     from .network import Network
-    from .training import plural
 
     net = Network.load(_model_path(args.model))
     meta = net.metadata

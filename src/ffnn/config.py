@@ -26,6 +26,12 @@ ALIASES = {"d": "dataset", "e": "epochs", "b": "batch_size", "bs": "batch_size",
            "num_hidden_layers": "num_layers", "sz": "hidden_size", "a": "activation"}
 
 
+def config_key(key):
+    """A key of a config or sweep file as the TrainConfig field it names (``nhl`` -> ``num_layers``)."""
+    key = str(key).replace("-", "_")
+    return ALIASES.get(key, ALIASES.get(key.lower(), key))
+
+
 @dataclass
 class TrainConfig:
     """A training run. Defaults reach about 0.89 test accuracy on Fashion-MNIST in well under a minute."""
@@ -104,8 +110,7 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         normalised = {}
         for key, value in values.items():
-            k = str(key).replace("-", "_")
-            k = ALIASES.get(k, ALIASES.get(k.lower(), k))
+            k = config_key(key)
             if k not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}; valid keys: "
                                   f"{', '.join(sorted(names - {'extra'}))}")

@@ -24,3 +24,8 @@ class TrainingDiverged(FFNNError, ArithmeticError):
 def unknown_name(kind, name, valid):
     """A ConfigError for a name that is not in a registry, listing the valid ones."""
     return ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+
+
+def plural(n, word):
+    """``1 epoch``, ``2 epochs``: a count in a message."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

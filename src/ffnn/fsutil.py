@@ -16,11 +16,12 @@ def atomic_write(path, mode="wb"):
 
     Usage: ``with atomic_write(p, "w") as f: f.write(...)``.
     """
-    path = os.path.realpath(os.fspath(path))
+    given = os.fspath(path)
+    path = os.path.realpath(given)
     if os.path.isdir(path):
-        raise IsADirectoryError(21, "is a folder, not a file", path)
-    if os.path.exists(path) and not os.path.isfile(path):
-        with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+        raise IsADirectoryError(21, "is a folder, not a file", given)
+    if _stream(given, path):  # appended to: /dev/stdout may stand for a file the shell opened to append to
+        with open(given, mode.replace("w", "a"), **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
             yield f
         return
     folder = os.path.dirname(path)
@@ -40,6 +41,23 @@ def atomic_write(path, mode="wb"):
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _stream(given, real):
+    # /dev/stdout and the like, a named pipe, a device: written to as they are, not replaced
+    return given.startswith("/dev/") or real.startswith(("/proc/", "/dev/")) or \
+        (os.path.exists(real) and not os.path.isfile(real))
+
+
+def read_json(path):
+    """The value in a JSON file, or None when there is none or it cannot be read."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def write_bytes(path, data):

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, FFNNError
-from .fsutil import write_text
+from .errors import ConfigError, FFNNError, plural
+from .fsutil import read_json, write_text
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -60,14 +60,6 @@ def class_samples(dataset):
         image = np.round(scaled * 255).astype(np.uint8).reshape(side, side)
         samples.append({"label": label, "name": str(name), "index": int(where[0]), "image": image})
     return samples
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _history_rows(run_dir):
@@ -227,7 +219,7 @@ def plot_progress(trials, metric, goal):
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of each trial and the best so far")
     if diverged:  # an infinite loss has no place on the axis: say so rather than drop it silently
-        ax.text(0.01, 0.02, f"not shown: {len(diverged)} diverged trial{'s' if len(diverged) > 1 else ''} "
+        ax.text(0.01, 0.02, f"not shown: {plural(len(diverged), 'diverged trial')} "
                 f"({', '.join(str(t.number) for t in diverged[:10])}{', ...' if len(diverged) > 10 else ''})",
                 transform=ax.transAxes, fontsize=9, color="#d62728", va="bottom")
     ax.grid(alpha=0.3)
@@ -471,7 +463,7 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
     trial folders on this machine."""
     from .sweep import DEFAULT_DB, SWEEP_FILE, TRIAL_FILE
 
-    info = _read_json(os.path.join(sweep_dir, SWEEP_FILE)) or {}
+    info = read_json(os.path.join(sweep_dir, SWEEP_FILE)) or {}
     if storage and not (study_name or info.get("study")):
         raise ConfigError(f"--storage needs --study NAME (the study to report){_study_names(storage)}")
     study_name = study_name or info.get("study")
@@ -495,7 +487,7 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
             trials = []
             for t in study.get_trials(deepcopy=False):
                 run_dir = _local_run_dir(t.user_attrs.get("run_dir"), sweep_dir)
-                config = _read_json(os.path.join(run_dir, "config.json")) if run_dir else None
+                config = read_json(os.path.join(run_dir, "config.json")) if run_dir else None
                 loss = t.params.get("loss", (config or {}).get("loss", constants.get("loss")))
                 params = {**t.params, **t.user_attrs.get("rounded_params", {})}  # q_log_uniform_values: as run
                 trials.append(Trial(t.number, t.state.name, t.value, params, t.user_attrs.get("run_name"),
@@ -509,10 +501,10 @@ def sweep_trials(sweep_dir, storage=None, study_name=None):
     trials_dir = os.path.join(sweep_dir, "trials")
     for name in sorted(os.listdir(trials_dir)) if os.path.isdir(trials_dir) else []:
         run_dir = os.path.join(trials_dir, name)
-        record = _read_json(os.path.join(run_dir, TRIAL_FILE))
+        record = read_json(os.path.join(run_dir, TRIAL_FILE))
         if record is None:
             continue
-        config = _read_json(os.path.join(run_dir, "config.json")) or {}
+        config = read_json(os.path.join(run_dir, "config.json")) or {}
         trials.append(Trial(record["number"], record["state"], record.get("value"), record.get("params", {}),
                             record.get("run_name"), run_dir, _canonical_loss(config.get("loss")), {},
                             info.get("metric"), record.get("status")))
@@ -572,7 +564,7 @@ def folder_trials(folder, notes=None):
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         if CONFIG in files:
-            config = _read_json(os.path.join(root, CONFIG))
+            config = read_json(os.path.join(root, CONFIG))
             if isinstance(config, dict):
                 runs.append(root)
                 configs.append(config)
@@ -581,7 +573,7 @@ def folder_trials(folder, notes=None):
             dirs[:] = []
         if os.path.relpath(root, folder).count(os.sep) >= 2:
             dirs[:] = []
-    summaries = [_read_json(os.path.join(r, SUMMARY)) or {} for r in runs]
+    summaries = [read_json(os.path.join(r, SUMMARY)) or {} for r in runs]
     keys = sorted({k for c in configs for k in c if k not in SKIP_KEYS})
     varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
     if any(s.get("best_val_accuracy") is not None for s in summaries):
@@ -757,7 +749,7 @@ def _run_figures(run_dir, out, page, prefix="", heading_suffix=""):
     else:
         notes.append("no finished epoch (history.csv is missing or empty)")
         page.text(notes[-1], note=True)
-    values = _read_json(os.path.join(run_dir, CONFIG))
+    values = read_json(os.path.join(run_dir, CONFIG))
     try:
         if not isinstance(values, dict):  # the defaults would name another dataset than the model's
             raise ConfigError(f"{os.path.join(run_dir, CONFIG)} cannot be read")
@@ -805,8 +797,8 @@ def _dataset_and_model(config, model_path):
 def _run_report(run_dir, out):
     from .runs import CONFIG, SUMMARY
 
-    config = _read_json(os.path.join(run_dir, CONFIG)) or {}
-    summary = _read_json(os.path.join(run_dir, SUMMARY)) or {}
+    config = read_json(os.path.join(run_dir, CONFIG)) or {}
+    summary = read_json(os.path.join(run_dir, SUMMARY)) or {}
     page = Page(f"ffnn run {os.path.basename(run_dir)}")
     hidden = config.get("hidden_sizes") or [config.get("hidden_size")] * int(config.get("num_layers") or 0)
     rows = [("dataset", config.get("dataset")), ("hidden layers", " x ".join(map(str, hidden)) or "none"),
@@ -956,6 +948,5 @@ def cmd_report(args):
     report = make_report(args.path, args.output_dir, storage=args.storage, study=args.study)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
-    count = len(report.figures)
-    print(f"wrote {count} figure{'' if count == 1 else 's'} and {report.index}")
+    print(f"wrote {plural(len(report.figures), 'figure')} and {report.index}")
     return 0

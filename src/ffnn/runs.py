@@ -23,13 +23,13 @@ from . import cuda, data, kernels
 from .config import TrainConfig
 from .data import Scaling
 from .data.datasets import USER_SUFFIXES
-from .errors import ConfigError, TrainingDiverged
-from .fsutil import write_text
+from .errors import ConfigError, TrainingDiverged, plural
+from .fsutil import read_json, write_text
 from .io import load_checkpoint, save_checkpoint
 from .network import Network
 from .optimizers import get_optimizer
 from .outputs import canonical_output
-from .training import Trainer, plural, split_rows
+from .training import Trainer, split_rows
 
 CONFIG, HISTORY, CHECKPOINT, MODEL, SUMMARY = ("config.json", "history.csv", "checkpoint.safetensors",
                                                 "model.safetensors", "summary.json")
@@ -156,9 +156,9 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     RunResult
     """
     config.validate()
-    if not resume:  # so that the run can be evaluated and resumed from any folder
-        config = dataclasses.replace(config, dataset=_absolute_if_file(config.dataset),
-                                     data_dir=config.data_dir and os.path.abspath(config.data_dir))
+    # so that the run can be evaluated and resumed from any folder
+    config = dataclasses.replace(config, dataset=_absolute_if_file(config.dataset),
+                                 data_dir=config.data_dir and os.path.abspath(config.data_dir))
     started = time.perf_counter()
     own_data = dataset is None
     dataset = dataset if dataset is not None else load_dataset(config)
@@ -178,7 +178,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         if config.epochs < done:
             raise ConfigError(f"{run_dir} has already finished {plural(done, 'epoch')}; --epochs must be at least "
                               f"{done} (got {config.epochs})")
-        previous_seconds = float(_read_json(os.path.join(run_dir, SUMMARY)).get("seconds") or 0.0)
+        previous_seconds = float((_read_summary(run_dir) or {}).get("seconds") or 0.0)
     else:
         net = build_network(config, dataset)
     if config.batch_size > n_train:
@@ -203,6 +203,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
                 "further")
             return _finished_run(run_dir, net, trainer)
         write_text(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")  # its new epochs
+        net.metadata["data_dir"] = config.data_dir  # where its data is now
     else:
         if run_dir is None:
             run_dir = created = new_run_dir(config)
@@ -287,25 +288,24 @@ def unused_schedule_settings(config):
 
 
 def _finished_run(run_dir, net, trainer):
-    """The result of a resumed run that has nothing left to train: what its folder already holds."""
-    summary = _read_json(os.path.join(run_dir, SUMMARY))
+    """The result of a resumed run that has nothing left to train: what its folder already holds. A run stopped
+    (interrupted, or diverged in the epoch after) once it had the epochs now asked for is complete."""
+    summary = _read_summary(run_dir)
     if not summary:
         raise ConfigError(f"{run_dir} has no readable {SUMMARY}; resume it with a larger --epochs")
-    return RunResult(run_dir, net, trainer, summary, summary.get("status", "completed"))
+    if summary.get("status", "completed") != "completed":
+        summary["status"] = "completed"
+        write_text(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=2) + "\n")
+    return RunResult(run_dir, net, trainer, summary, "completed")
 
 
 def _absolute_if_file(dataset):
     return os.path.abspath(dataset) if dataset.lower().endswith(USER_SUFFIXES) else dataset
 
 
-def _read_json(path):
-    """The mapping in a JSON file, or {} when there is none or it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+def _read_summary(run_dir):
+    summary = read_json(os.path.join(run_dir, SUMMARY))
+    return summary if isinstance(summary, dict) else None
 
 
 def _remove_run_dir(path):
@@ -324,8 +324,8 @@ def standard_targets(y, target_scaling):
 
 
 def rmse(net, X, y, target_scaling):
-    """Root mean squared error of a regression network's outputs, in the targets' own units (per example and
-    output, so comparable across data sets)."""
+    """Root mean squared error of a regression network's outputs in the targets' own units, over every example and
+    output (several outputs of different units are best compared one by one)."""
     y_hat = net.predict(X).astype(np.float64) * target_scaling.scale + target_scaling.offset
     y = np.asarray(y, np.float64).reshape(y_hat.shape)
     return float(np.sqrt(np.mean((y_hat - y) ** 2)))

@@ -39,7 +39,7 @@ import zlib
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field, fields
 
-from .config import ALIASES, TrainConfig
+from .config import TrainConfig, config_key
 from .errors import ConfigError, FFNNError
 from .fsutil import write_text
 
@@ -176,7 +176,7 @@ def parse_sweep(values, source="sweep file"):
                 raise ConfigError(f"{source}: parameter {name!r} takes a single 'value'")
             wandb[WANDB_KEYS[key.lower()]] = str(value)
             continue
-        key = ALIASES.get(key, ALIASES.get(key.lower(), key))
+        key = config_key(key)
         if key in NOT_SWEPT:
             raise ConfigError(f"{source}: parameter {name!r} is set by the sweep itself (use --output-dir)")
         if key not in valid:
@@ -1072,7 +1072,7 @@ def cmd_sweep(args):
     from .cli import EXIT_INTERRUPTED, read_config_file
 
     sweep = load_sweep(args.sweep_file)
-    base = read_config_file(args.config) if args.config else {}
+    base = {config_key(k): v for k, v in (read_config_file(args.config) if args.config else {}).items()}
     overrides = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k, None) is not None}
     for key in overrides:
         if any(p.key == key for p in sweep.swept):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from . import cuda, outputs
 from .activations import ACTIVATIONS
 from .arrays import staggered_zeros_like, take_rows
-from .errors import ConfigError, DataError, TrainingDiverged
+from .errors import ConfigError, DataError, TrainingDiverged, plural
 from .fsutil import write_text
 from .kernels import count_correct
 from .optimizers import Optimizer, _own_kernel, get_optimizer
@@ -445,11 +445,6 @@ class _DeviceBatches(_Batches):
             and layer.O in (outputs.softmax, outputs.linear) and not net.dropout
             and ACTIVATIONS.get(net.activation.name) is net.activation
             and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))
-
-
-def plural(n, word):
-    """``1 epoch``, ``2 epochs``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def format_row(row, epochs):

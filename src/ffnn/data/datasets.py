@@ -196,8 +196,8 @@ def load(name, data_dir=None, target=None, *, download=True, mirrors=None, dtype
     -------
     Dataset
     """
-    try:
-        dtype_name = np.dtype(dtype).name
+    try:  # "float32", np.float32 or np.dtype("float32"); not None, which NumPy would read as float64
+        dtype_name = str(dtype) if dtype is None or isinstance(dtype, str) else np.dtype(dtype).name
     except TypeError:
         dtype_name = str(dtype)
     if dtype_name not in DTYPES:
