@@ -98,7 +98,8 @@ class Torch:
         self.graph = None
 
     def _step(self, xb, yb):
-        self.opt.zero_grad(set_to_none=False)
+        # a captured graph needs its gradient buffers kept; eager steps free them, PyTorch's default and fastest
+        self.opt.zero_grad(set_to_none=self.mode != "graph")
         loss = self.loss(self.model(xb), yb)
         loss.backward()
         self.opt.step()

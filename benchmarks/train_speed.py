@@ -49,6 +49,13 @@ def gemm_peak(repeats=5, n=2048):
     return 2 * n ** 3 / best / 1e9
 
 
+def blas_threads():
+    """The threads of the BLAS numpy uses (OPENBLAS_NUM_THREADS and the like set it), or the CPU count."""
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=os.cpu_count() or 1)
+
+
 def epoch_flops(sizes, n):
     """Matrix-product work of one epoch: forward, grad_W for every layer, grad_h for layers 2..L."""
     products = [a * b for a, b in zip(sizes, sizes[1:])]
@@ -82,7 +89,7 @@ class FFNNRunner:
 
 
 class TorchRunner:
-    def __init__(self, sizes, batch, opt, lr, seed, loader):
+    def __init__(self, sizes, batch, opt, lr, seed, loader, start=None):
         import torch
         from torch import nn
 
@@ -93,6 +100,12 @@ class TorchRunner:
             if i < len(sizes) - 2:
                 layers.append(nn.Tanh())
         self.torch, self.model = torch, nn.Sequential(*layers)
+        if start is not None:  # ffnn's initial weights, so that test accuracies compare training, not starts
+            with torch.no_grad():
+                linears = [m for m in self.model if isinstance(m, nn.Linear)]
+                for k, layer in enumerate(linears, 1):
+                    layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(start.W[k])))
+                    layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(start.b[k])))
         self.loss = nn.CrossEntropyLoss()
         self.opt = (torch.optim.SGD(self.model.parameters(), lr=lr) if opt == "sgd"
                     else torch.optim.Adam(self.model.parameters(), lr=lr))
@@ -170,8 +183,9 @@ def median_range(values):
 def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
     runners = [FFNNRunner(sizes, batch, opt, lr, 0)]
     if "torch" in libraries:
-        runners += [TorchRunner(sizes, batch, opt, lr, 0, loader=False),
-                    TorchRunner(sizes, batch, opt, lr, 0, loader=True)]
+        start = runners[0].net
+        runners += [TorchRunner(sizes, batch, opt, lr, 0, loader=False, start=start),
+                    TorchRunner(sizes, batch, opt, lr, 0, loader=True, start=start)]
     if "sklearn" in libraries:
         runners.append(SklearnRunner(sizes, batch, opt, lr, 0))
     times = {r.name: [] for r in runners}
@@ -182,6 +196,7 @@ def run_config(sizes, batch, opt, lr, X, y, Xt, yt, epochs, peak, libraries):
     pred = {r.name: [] for r in runners}
     for _ in range(5):
         for r in runners:
+            r.predict(Xt)  # warm: after a pause, the first call also wakes the library's threads
             pred[r.name].append(_timed(lambda: r.predict(Xt)))
             cool_down()
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -226,7 +241,7 @@ def peak_rss_of_training(epochs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small subset, 2 epochs, 2 configs (a smoke test)")
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per library and config (default 5)")
+    parser.add_argument("--epochs", type=int, default=7, help="timed epochs per library and config (default 7)")
     parser.add_argument("--config", type=int, nargs="*", help="indices into the config list (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run of ffnn train")
     parser.add_argument("--float-inputs", action="store_true",
@@ -242,13 +257,14 @@ def main(argv=None):
         X, y, Xt, yt, configs, epochs = X[:3000], y[:3000], Xt[:1000], yt[:1000], CONFIGS[2:4], 2
         stored = [ScaledBytes(s.raw[:n], s.offset, s.scale, s.dtype) for s, n in zip(stored, (3000, 1000))]
         global COOL_DOWN
-        COOL_DOWN = 0.0
+        COOL_DOWN = 0.05
+        print("--quick: a smoke test on a subset; its ratios are no measurement")
     if not args.float_inputs:
         FFNNRunner.stored = {id(X): stored[0], id(Xt): stored[1]}
     libraries = []
     try:
         import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(blas_threads())  # as many threads as ffnn's products get
         libraries.append("torch")
     except ImportError:
         print("PyTorch is not installed (pip install 'ffnn[bench]'): comparing with scikit-learn only")

@@ -471,7 +471,9 @@ def _chain_text(chain, net):
     lines = ["== The lecture's opening example: dL/dW_111 by the chain rule",
              "W_111 = W1[0,0] joins input x_1 to unit 1 of layer 1 (arrays count from 0, the lecture from 1).",
              f"Along the path {path}:"]
-    lines += _wrap(f"  dL/dW_111 = {labels}", "    ")
+    # in the lecture's thin network the path's product is the derivative; here it is one term of a sum
+    lhs = "dL/dW_111" if chain.n_paths == 1 else "this path's term of dL/dW_111"
+    lines += _wrap(f"  {lhs} = {labels}", "    ")
     lines += _wrap(f"    = {names}", "      ")
     lines += _wrap(f"    = {values} = {_fmt(chain.path_product)}", "      ")
     lines += _paths_sentences(chain, sizes)
@@ -505,12 +507,11 @@ def _paths_sentences(chain, sizes):
     if chain.n_paths == 1:
         return ["Every layer after the first has one unit, as in the lecture's thin network: there is one path,",
                 "so the product is the whole derivative."]
-    widths = " x ".join(str(n) for n in sizes[2:])
+    widths = " x ".join(str(n) for n in sizes[2:]) + f" = {chain.n_paths}" if len(sizes) > 3 else str(chain.n_paths)
     total = (f"  sum over the {chain.n_paths} paths = {_fmt(chain.path_sum)}" if chain.path_sum is not None
              else f"  ({chain.n_paths} paths: too many to add up one by one here)")
     return ["In a thin network (one unit per layer) that product is the whole derivative. Here every h_ki",
-            f"feeds each unit of layer k+1, so dL/dW_111 sums such products over all {widths} = "
-            f"{chain.n_paths} paths:", total]
+            f"feeds each unit of layer k+1, so dL/dW_111 sums such products over all {widths} paths:", total]
 
 
 def _wrap(line, indent):
@@ -574,7 +575,7 @@ def _symbol(name):
     m = _SYMBOL.match(name)
     if m:
         grad, base, index, transpose = m.groups()
-        core = "<mover><mi>y</mi><mo>^</mo></mover>" if base == "y_hat" else f"<mi>{base}</mi>"
+        core = "<mover accent='true'><mi>y</mi><mo>&#x5E;</mo></mover>" if base == "y_hat" else f"<mi>{base}</mi>"
         if index:
             core = f"<msub>{core}<mn>{index}</mn></msub>"
         if grad:
@@ -721,6 +722,7 @@ def network_svg(expl):
     out.append(f'<rect x="100" y="{ly}" width="240" height="12" fill="url(#scale)"/>')
     out.append(f'<text x="96" y="{ly + 11}" text-anchor="end" class="size">{_fmt(-scale, 3)}</text>')
     out.append(f'<text x="344" y="{ly + 11}" class="size">{_fmt(scale, 3)}</text>')
+    out.append(f'<text x="360" y="{ly + 11}" class="size" dx="2.5em">grad_W, one scale for every layer</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -763,11 +765,13 @@ def _chain_html(chain, net):
         for top, bottom in (label[1:].split("/d") for label, _, _ in chain.factors))
     numbers = "<mo>&#x22C5;</mo>".join(f"<mo>(</mo>{_mn(v)}<mo>)</mo>" for _, _, v in chain.factors)
     w111 = "<msub><mi>W</mi><mn>111</mn></msub>"
+    derivative = f"<mfrac><mrow><mo>&#x2202;</mo><mi>&#x2112;</mi></mrow><mrow><mo>&#x2202;</mo>{w111}</mrow></mfrac>"
+    if chain.n_paths > 1:  # one term of the sum over paths, not the whole derivative
+        derivative = f"<mtext>this path&#x2019;s term of&#x2009;</mtext>{derivative}"
     out = ['<section class="chain" id="chain">',
            "<p>W<sub>111</sub> = W1[0,0] joins input x<sub>1</sub> to unit 1 of layer 1. "
            "Along the path through the first unit of every layer, the chain rule's factors are</p>",
-           _math(f"<mfrac><mrow><mo>&#x2202;</mo><mi>&#x2112;</mi></mrow><mrow><mo>&#x2202;</mo>{w111}</mrow></mfrac>"
-                 f"<mo>=</mo>{lecture}<mo>=</mo>{numbers}<mo>=</mo>{_mn(chain.path_product)}")]
+           _math(f"{derivative}<mo>=</mo>{lecture}<mo>=</mo>{numbers}<mo>=</mo>{_mn(chain.path_product)}")]
     sentences = _paths_sentences(chain, net.sizes)
     out.append(f"<p>{html.escape(' '.join(s.strip() for s in sentences[:-1 if chain.n_paths > 1 else None]))}</p>")
     if chain.n_paths > 1:
@@ -819,8 +823,8 @@ def render_html(expl):
                     "<msub><mi>W</mi><mi>k</mi></msub><msub><mi>h</mi><mrow><mi>k</mi><mo>&#x2212;</mo><mn>1</mn>"
                     "</mrow></msub><mo>,</mo><mspace width='1em'/><msub><mi>h</mi><mi>k</mi></msub><mo>=</mo>"
                     "<mi>g</mi><mo>(</mo><msub><mi>a</mi><mi>k</mi></msub><mo>)</mo><mo>,</mo><mspace width='1em'/>"
-                    "<mover><mi>y</mi><mo>^</mo></mover><mo>=</mo><mi>O</mi><mo>(</mo><msub><mi>a</mi><mi>L</mi>"
-                    "</msub><mo>)</mo>")]
+                    "<mover accent='true'><mi>y</mi><mo>&#x5E;</mo></mover><mo>=</mo><mi>O</mi><mo>(</mo>"
+                    "<msub><mi>a</mi><mi>L</mi></msub><mo>)</mo>")]
     parts += [_step_html(s) for s in expl.forward]
     parts.append(f'<p class="loss" id="loss">{html.escape(expl.loss_formula)}</p>')
     parts += ["<h2>Backward pass, in the lecture's order</h2>"]
@@ -896,7 +900,7 @@ def build_example(args):
         output, loss = _output_and_loss(args, "classification")
         net = Network(sizes, args.activation, output, loss, args.init, "float64", seed=rng)
         x = np.round(rng.normal(size=net.sizes[0]), 2)
-        if net.output_layer.output == "softmax" and net.output_layer.loss_name == "cross_entropy":
+        if net.output_layer.output == "softmax":  # a class: its target e(l) is one a softmax can approach
             y = np.int64(rng.integers(net.sizes[-1]))
             what = f"label l = {int(y)}"
         else:
