@@ -345,6 +345,30 @@ def test_evaluate_gives_an_estimators_network_its_features_as_they_are(capsys):
     assert accuracy != pytest.approx(clf.score(ds.X_test, labels[ds.y_test]), abs=1e-4)
 
 
+def test_predict_notes_inputs_that_look_already_scaled(digits_run, capsys, tmp_path):
+    net = ffnn.Network([4, 3, 2], seed=0)
+    net.metadata = {"scaling": {"offset": 0.0, "scale": 255.0}, "class_names": ["a", "b"]}
+    net.save("img.safetensors")
+    write_csv("scaled.csv", "0.1,0.5,1.0,0\n")
+    code, out, err = run(capsys, "predict", "img.safetensors", "scaled.csv")
+    assert code == 0 and "holds values in [0, 1], but this model takes raw values, which it divides by 255" in err
+    write_csv("raw.csv", "10,128,255,0\n")
+    code, out, err = run(capsys, "predict", "img.safetensors", "raw.csv")
+    assert code == 0 and err == ""
+
+
+def test_a_runs_config_json_retrains_it_elsewhere(capsys):
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "-e", "1", "--name", "first")
+    assert code == 0, err
+    config = json.loads(open("runs/first/config.json").read())
+    config["extra"] = {"study": "s", "trial": 3}  # as a sweep's trial records it
+    open("trial.json", "w").write(json.dumps(config))
+    code, _, err = run(capsys, "train", "--config", "trial.json", "--output-dir", "again", "--name", "best")
+    assert code == 0, err
+    again = json.loads(open("again/best/config.json").read())
+    assert again["extra"] == {} and again["epochs"] == 1 and again["hidden_size"] == 32
+
+
 def test_predict_to_standard_output_as_a_file_name(digits_run, tmp_path):
     (tmp_path / "x.csv").write_text(",".join(["1"] * 64) + "\n")
     piped = subprocess.run(f"{sys.executable} -m ffnn predict {digits_run[2]} x.csv -o /dev/stdout | cat",

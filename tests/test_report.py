@@ -90,6 +90,9 @@ def test_confusion_figure_has_class_names_counts_and_normalised_rows():
     assert [t.get_text() for t in counts.texts] == [str(v) for v in cm.ravel()]
     shares = np.array([float(t.get_text()) for t in normalised.texts]).reshape(3, 3)
     np.testing.assert_allclose(shares, np.round(cm / cm.sum(axis=1, keepdims=True), 2))
+    assert fig._suptitle is None
+    titled = report.plot_confusion(cm, ["cat", "dog", "emu"], "run-7: animals test set, accuracy 0.7000")
+    assert titled._suptitle.get_text() == "run-7: animals test set, accuracy 0.7000"
 
 
 def test_parallel_coordinates_draws_one_line_per_complete_trial():

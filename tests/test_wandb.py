@@ -73,7 +73,7 @@ def test_offline_run_logs_config_metrics_confusion_matrix_and_samples(offline):
     assert counts == collections.Counter(zip(map(str, dataset.y_test), map(str, predicted)))
     assert sum(counts.values()) == 360  # digits' test split
     log = run_log(run)
-    for key in (b"hidden_size", b"hl_1_sz_16", b"val_accuracy", b"val_loss", b"test_accuracy"):
+    for key in (b"hidden_size", b"hl_1_sz_16", b"val_accuracy", b"val_loss", b"test_accuracy", b"total_seconds"):
         assert key in log
 
 

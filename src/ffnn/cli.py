@@ -229,7 +229,8 @@ def train_config(args):
 
     values = read_config_file(args.config) if args.config else {}
     source = args.config or "command line"
-    values = {config_key(k): v for k, v in values.items()}
+    # a run's config.json works as a config file: what the sweep or run that wrote it recorded is not a setting
+    values = {config_key(k): v for k, v in values.items() if config_key(k) != "extra"}
     for key in ("wandb_project", "wandb_entity"):  # options of the command, not of the training: flags win
         value = values.pop(key, None)
         if getattr(args, key, None) is None:
@@ -417,7 +418,12 @@ def cmd_predict(args):
     meta = net.metadata
     X = read_feature_csv(args.input, net.sizes[0], meta.get("target"), meta.get("feature_names"))
     if meta.get("scaling"):
-        X = Scaling.from_dict(meta["scaling"]).transform(X)
+        scaling = Scaling.from_dict(meta["scaling"])
+        if scaling.n_features is None and float(scaling.scale) > 1 and X.min() >= 0 and X.max() <= 1:
+            print(f"ffnn: note: {args.input} holds values in [0, 1], but this model takes raw values, which it "
+                  f"divides by {float(scaling.scale):g}; pass the values as stored (0..255 for images)",
+                  file=sys.stderr)
+        X = scaling.transform(X)
     y_hat = net.predict_proba(X.astype(net.dtype))
     if meta.get("target_scaling"):  # outputs in the targets' own units
         target = Scaling.from_dict(meta["target_scaling"])

@@ -138,12 +138,15 @@ def plot_curves(rows, title=""):
     return fig
 
 
-def plot_confusion(cm, class_names):
-    """Confusion matrix on the test set: counts and normalised by true class (rows), with class names."""
+def plot_confusion(cm, class_names, title=None):
+    """Confusion matrix on the test set: counts and normalised by true class (rows), with class names; ``title``
+    (which run, its accuracy) above both, so that the figure says what it shows on its own."""
     k = cm.shape[0]
     names = [str(c) for c in class_names] if class_names else [str(i) for i in range(k)]
     size = max(4.5, 0.5 * k + 2.5)
-    fig = _figure(2 * size + 1, size)
+    fig = _figure(2 * size + 1, size + (0.4 if title else 0))
+    if title:
+        fig.suptitle(title)
     axes = fig.subplots(1, 2)
     totals = cm.sum(axis=1, keepdims=True)
     normalised = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
@@ -615,7 +618,9 @@ def importance_and_correlation(trials, names, study=None):
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
             from scipy.stats import spearmanr
 
-            rho = spearmanr(np.asarray(column, dtype=float), values).statistic
+            with warnings.catch_warnings():  # a column of equal numbers written differently (1 and 1.0)
+                warnings.simplefilter("ignore")
+                rho = spearmanr(np.asarray(column, dtype=float), values).statistic
             if math.isfinite(rho):
                 correlation[name] = (float(rho), "spearman")
         else:  # correlation ratio: the share of the metric's spread explained by the choice
@@ -769,7 +774,8 @@ def _run_figures(run_dir, out, page, prefix="", heading_suffix=""):
     cm = confusion_matrix(dataset.y_test, predictions, len(dataset.class_names))
     accuracy = float(np.trace(cm) / max(cm.sum(), 1))
     page.heading("Confusion matrix" + heading_suffix)
-    figures.append(_save(plot_confusion(cm, dataset.class_names), out, prefix + "confusion_matrix.png"))
+    title = f"{os.path.basename(os.path.normpath(run_dir))}: {dataset.name} test set, accuracy {accuracy:.4f}"
+    figures.append(_save(plot_confusion(cm, dataset.class_names, title), out, prefix + "confusion_matrix.png"))
     page.image(figures[-1], f"{dataset.name} test set: {int(cm.sum())} examples, accuracy {accuracy:.4f}; rows are "
                             "true classes, columns predicted ones")
     samples = class_samples(dataset)

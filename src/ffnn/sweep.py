@@ -928,6 +928,9 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
         if best:
             line += f"; best {sweep.metric} {best['value']:.4f} (trial {best['number']}, {best['run_name']})"
         log(line)
+        if best and best.get("run_dir") and os.path.isfile(os.path.join(best["run_dir"], "config.json")):
+            log(f"train the best settings again: ffnn train --config {os.path.join(best['run_dir'], 'config.json')} "
+                "--output-dir runs --name best")
     return SweepResult(study_name, store.display, output_dir, finished, ran, best)
 
 
@@ -1073,6 +1076,10 @@ def cmd_sweep(args):
 
     sweep = load_sweep(args.sweep_file)
     base = {config_key(k): v for k, v in (read_config_file(args.config) if args.config else {}).items()}
+    overridden = [k for k in base if any(p.key == k for p in sweep.params)]
+    if overridden and not args.quiet:
+        print(f"note: the sweep's own {', '.join(overridden)} override{'s' if len(overridden) == 1 else ''} "
+              f"{args.config}'s")
     overrides = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k, None) is not None}
     for key in overrides:
         if any(p.key == key for p in sweep.swept):

@@ -93,7 +93,9 @@ class WandbLogger:
             return
         try:
             self._log_evaluation(result, dataset)
-            summary = {k: v for k, v in result.summary.items() if v is not None and k != "run_dir"}
+            # the run's total time under its own name: "seconds" in the history is each epoch's
+            summary = {("total_seconds" if k == "seconds" else k): v for k, v in result.summary.items()
+                       if v is not None and k != "run_dir"}
             self.run.summary.update(summary)
         finally:
             self.run.finish(exit_code=0 if result.status == "completed" else 1)
