@@ -378,3 +378,27 @@ def test_a_subclass_that_rewrites_a_step_of_adam_is_not_run_by_adams_kernel(step
     for _ in range(3):
         opt.step({"theta": plain}, {"theta": np.array([0.5, -1.0, 2.0])})
     assert not np.array_equal(results[0], plain)
+
+
+def test_a_users_rule_takes_any_finite_hyperparameter(tmp_path, monkeypatch):
+    from ffnn import runs
+    from ffnn.config import TrainConfig
+
+    class Eve(optimizers.Adam):
+        name = "eve"
+        hyperparameters = {**optimizers.Adam.hyperparameters, "damping": 0.5}
+
+        def update(self, key, theta, grad):
+            m, v, c1, c2 = self.moments(key, theta, grad)
+            den = self.denominator(key, theta, v, c2)
+            theta -= self.learning_rate * self.damping / c1 * m / den
+
+    assert Eve(damping=1.5).damping == 1.5
+    with pytest.raises(ConfigError, match="damping must be a finite number"):
+        Eve(damping=float("nan"))
+    with pytest.raises(ConfigError, match="beta1 must be a number in \\[0, 1\\)"):
+        Eve(beta1=1.5)
+    monkeypatch.setitem(OPTIMIZERS, "eve", Eve)
+    result = runs.train(TrainConfig(dataset="iris", optimizer="eve", epochs=1, batch_size=16,
+                                    output_dir=str(tmp_path)), verbose=0)
+    assert result.status == "completed" and result.trainer.optimizer.damping == 0.5

@@ -385,3 +385,107 @@ def test_training_with_and_without_compiled_kernels_gives_identical_weights(acti
         weights[enabled] = (net.theta.copy(), history["loss"], history["val_loss"])
     assert np.array_equal(weights[True][0], weights[False][0])
     assert weights[True][1:] == weights[False][1:]
+
+
+# -- the Python API as scripts and notebooks use it ------------------------------------------------------------
+def test_history_iterates_rows_and_indexes_epochs_and_columns():
+    net = ffnn.Network([4, 5, 3], seed=0)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    history = net.fit(X, np.arange(30) % 3, epochs=3, batch_size=10, verbose=0, validation_fraction=0.2)
+    rows = list(history)
+    assert len(rows) == 3 and [r["epoch"] for r in rows] == [1, 2, 3]
+    assert history[-1] == rows[-1] and history[0]["epoch"] == 1
+    assert history["loss"] == [r["loss"] for r in rows] and "val_loss" in history and "nope" not in history
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        history["nope"]
+    with pytest.raises(IndexError):
+        history[3]
+    pd = pytest.importorskip("pandas")
+    assert list(pd.DataFrame(list(history))["epoch"]) == [1, 2, 3]
+
+
+def test_fit_and_evaluate_take_pandas_columns():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(30, 4)), columns=list("abcd"))
+    y = pd.Series(np.arange(30) % 3)
+    net = ffnn.Network([4, 5, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    assert set(net.evaluate(X, y)) == {"loss", "accuracy"}
+    from ffnn.errors import DataError
+
+    with pytest.raises(DataError, match="class labels must be integers"):
+        net.fit(X, pd.Series(["x", "y", "z"] * 10), epochs=1, batch_size=10, verbose=0)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_predict_and_evaluate_refuse_a_bad_batch_size(batch_size):
+    net = ffnn.Network([4, 3], seed=0)
+    X = np.zeros((5, 4))
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        net.predict_proba(X, batch_size=batch_size)
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        net.evaluate(X, np.zeros(5, int), batch_size=batch_size)
+
+
+def test_back_propagation_and_loss_check_their_targets():
+    from ffnn.errors import DataError
+
+    net = ffnn.Network([4, 5, 3], dtype="float64", seed=0)
+    _, cache = net.forward_propagation(np.ones((3, 4)))
+    for y, words in (([0, 1, -1], "0..2"), ([0, 1, 5], "0..2"), ([0.5, 1, 2], "non-integer")):
+        with pytest.raises(DataError, match=words):
+            net.back_propagation(cache, y)
+        with pytest.raises(DataError, match=words):
+            net.loss(cache, y)
+    expected = net.back_propagation(cache, np.array([0, 1, 2]))["W1"].copy()
+    np.testing.assert_array_equal(net.back_propagation(cache, [0, 1, 2])["W1"], expected)  # a list, as labels
+    np.testing.assert_array_equal(net.back_propagation(cache, [0.0, 1.0, 2.0])["W1"], expected)
+
+
+def test_a_network_pickles_and_deep_copies_with_its_views():
+    import copy
+    import pickle
+
+    net = ffnn.Network([4, 5, 3], seed=0, dropout=0.25, init="he")
+    X = np.random.default_rng(1).normal(size=(6, 4))
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(other.predict_proba(X), net.predict_proba(X))
+        assert np.shares_memory(other.W[1], other.theta) and not np.shares_memory(other.theta, net.theta)
+        other.fit(X, np.arange(6) % 3, epochs=1, batch_size=3, verbose=0)  # trains its own weights, through W
+        assert not np.array_equal(other.theta, net.theta)
+        assert repr(other) == repr(net) == ("Network([4, 5, 3], activation='tanh', output='softmax', "
+                                            "loss='cross_entropy', dtype='float32', init='he', dropout=0.25)")
+
+
+def test_copy_params_from_needs_the_same_sizes():
+    with pytest.raises(ConfigError, match="cannot copy the parameters of a 2-1-4-2 network into a 2-4-1-2 one"):
+        ffnn.Network([2, 4, 1, 2]).copy_params_from(ffnn.Network([2, 1, 4, 2]))
+
+
+def test_numpy_scalars_are_numbers_everywhere():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    net = ffnn.Network([4, 5, 3], seed=0, dropout=np.float32(0.1), device="CPU")
+    net.fit(X, np.arange(20) % 3, epochs=1, batch_size=5, verbose=0, weight_decay=np.float32(0.01),
+            label_smoothing=np.float32(0.1), validation_fraction=np.float32(0.2), learning_rate=np.float32(0.01))
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+        ffnn.Network([4, 3], seed=-1)
+
+
+def test_fit_names_a_misspelt_argument_and_refuses_weighted_validation_data():
+    net = ffnn.Network([4, 3], seed=0)
+    X, y = np.zeros((6, 4)), np.arange(6) % 3
+    with pytest.raises(ConfigError, match="fit\\(\\) got an unexpected argument 'validaton_fraction'"):
+        net.fit(X, y, validaton_fraction=0.1, verbose=0)
+    with pytest.raises(ConfigError, match="validation_data must be \\(X_val, y_val\\)"):
+        net.fit(X, y, validation_data=(X, y, np.ones(6)), verbose=0)
+
+
+def test_a_plain_function_is_an_end_of_epoch_callback():
+    seen = []
+    net = ffnn.Network([4, 3], seed=0)
+    net.fit(np.zeros((6, 4)), np.arange(6) % 3, epochs=2, batch_size=3, verbose=0,
+            callbacks=[lambda trainer, row: seen.append(row["epoch"])])
+    assert seen == [1, 2]
+    with pytest.raises(ConfigError, match="a callback is an object with on_epoch_begin"):
+        net.fit(np.zeros((6, 4)), np.arange(6) % 3, epochs=1, verbose=0, callbacks=[42])

@@ -24,4 +24,6 @@ def get_array_module(device="cpu"):
 
 def to_numpy(array):
     """A NumPy array with the same values (a no-op for NumPy arrays)."""
-    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
+    if cuda.is_array(array):
+        return array.get()
+    return np.asarray(array.to_numpy() if hasattr(array, "to_numpy") else array)  # pandas: its values

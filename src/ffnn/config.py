@@ -82,7 +82,7 @@ class TrainConfig:
     def optimizer_kwargs(self):
         """The hyperparameters the chosen optimizer takes."""
         names = OPTIMIZERS[self.optimizer.lower()].hyperparameters
-        return {k: getattr(self, k) for k in names}
+        return {k: getattr(self, k) for k in names if hasattr(self, k)}  # a user's rule: its own defaults
 
     def schedule(self):
         """The learning-rate schedule these settings describe."""

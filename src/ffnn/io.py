@@ -34,13 +34,20 @@ def _digest(tensors):
     return h.hexdigest()
 
 
+def _plain(value):
+    # NumPy scalars and arrays in metadata (class names from a dataset, say) as the JSON numbers and lists they hold
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"metadata values must be numbers, strings, lists or mappings; got {type(value).__name__}")
+
+
 def write_file(path, tensors, meta):
     """Write named NumPy arrays and a JSON-able ``meta`` dict as one safetensors file, atomically."""
     from safetensors.numpy import save
 
     tensors = {k: np.ascontiguousarray(to_numpy(v)) for k, v in tensors.items()}
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "sha256": _digest(tensors),
-              "meta": json.dumps(meta, sort_keys=True)}
+              "meta": json.dumps(meta, sort_keys=True, default=_plain)}
     write_bytes(path, save(tensors, metadata=header))
 
 

@@ -29,6 +29,8 @@ column by column (its block of theta is W_k^T, row-major): the batch-major produ
 run on contiguous operands, which BLAS does 20-25% faster at these sizes.
 """
 
+import numbers
+
 import numpy as np
 
 from . import cuda
@@ -38,7 +40,7 @@ from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError
 from .initializers import get_initializer
 from .kernels import count_correct
-from .outputs import get_output_layer
+from .outputs import GRADIENTS, get_output_layer
 
 DTYPES = ("float32", "float64")
 
@@ -118,28 +120,48 @@ class Network:
         if dtype_name not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
         self.dtype = np.dtype(dtype_name)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
             raise ConfigError(f"dropout must be a probability in [0, 1); got {dropout!r}")
         self.dropout = float(dropout)
-        self.device = device
-        self.xp = get_array_module(device)
-        # On a GPU, cuBLAS called so that a CUDA graph can capture the products (see ffnn.cuda).
-        self._matmul = np.matmul if self.xp is np else cuda.gemm
+        self.device = str(device).lower() if isinstance(device, str) else device
         self.L = len(self.sizes) - 1
         self.n_weights = sum(n_out * n_in for n_in, n_out in zip(self.sizes, self.sizes[1:]))
         self.n_params = self.n_weights + sum(self.sizes[1:])
-        zeros = staggered_zeros if self.xp is np else self.xp.zeros  # see arrays.staggered_zeros
-        self.theta = zeros(self.n_params, self.dtype)
+        xp = get_array_module(self.device)
+        zeros = staggered_zeros if xp is np else xp.zeros  # see arrays.staggered_zeros
+        self._bind(zeros(self.n_params, self.dtype))
+        try:
+            rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        except (TypeError, ValueError):
+            raise ConfigError(f"seed must be a non-negative integer or a numpy.random.Generator; got {seed!r}") \
+                from None
+        for k in range(1, self.L + 1):
+            self.W[k][...] = self.xp.asarray(initializer(self.sizes[k - 1], self.sizes[k], rng))
+        self.metadata = {}  # class names, feature scaling, ... saved with the model
+
+    def _bind(self, theta):
+        """Make ``theta`` this network's parameters: the array module of its device, and every view into it."""
+        self.xp = get_array_module(self.device)
+        # On a GPU, cuBLAS called so that a CUDA graph can capture the products (see ffnn.cuda).
+        self._matmul = np.matmul if self.xp is np else cuda.gemm
+        self.theta = theta
         self.params = self.views(self.theta)
         # 1-indexed like the lecture: W[k], b[k] for k = 1..L (views into theta); WT[k] = W[k]^T, contiguous.
         self.W = [None] + [self.params[f"W{k}"] for k in range(1, self.L + 1)]
         self.WT = [None] + [W.T for W in self.W[1:]]
         self.b = [None] + [self.params[f"b{k}"] for k in range(1, self.L + 1)]
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        for k in range(1, self.L + 1):
-            self.W[k][...] = self.xp.asarray(initializer(self.sizes[k - 1], self.sizes[k], rng))
-        self.metadata = {}  # class names, feature scaling, ... saved with the model
         self._grad_views = None  # (flat gradient buffer, its named views), reused while the buffer is
+
+    def __getstate__(self):
+        # pickle and deepcopy keep theta alone: the module and the views into it are made again on arrival
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("xp", "_matmul", "params", "W", "WT", "b", "_grad_views")}
+        return state
+
+    def __setstate__(self, state):
+        theta = state.pop("theta")
+        self.__dict__.update(state)
+        self._bind(theta)
 
     # -- the parameter layout ----------------------------------------------------------------------------
     def views(self, flat):
@@ -167,8 +189,11 @@ class Network:
 
     def __repr__(self):
         c = self.config
+        extra = (f", init={c['init']!r}" if c["init"] != "xavier" else "") + \
+            (f", dropout={c['dropout']:g}" if c["dropout"] else "") + \
+            (f", device={self.device!r}" if self.device != "cpu" else "")
         return (f"Network({c['sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
-                f"loss={c['loss']!r}, dtype={c['dtype']!r})")
+                f"loss={c['loss']!r}, dtype={c['dtype']!r}{extra})")
 
     # -- the lecture's two algorithms -------------------------------------------------------------------
     def forward_propagation(self, X, cache=None, rng=None):
@@ -213,7 +238,7 @@ class Network:
         mask *= 1.0 / (1.0 - self.dropout)
         return np.multiply(cache.h[k], mask, out=cache.masked[k])
 
-    def back_propagation(self, cache, y, out=None):
+    def back_propagation(self, cache, y, out=None, check=True):
         """Gradients of the batch-mean loss with respect to every parameter.
 
         Parameters
@@ -224,12 +249,17 @@ class Network:
             Integer labels, shape (N,), or targets, shape (N, k).
         out : array, shape (n_params,), optional
             Flat gradient vector to write into; a new one is allocated when omitted.
+        check : bool
+            Check ``y`` first (labels in range, targets of the right shape); the training loop, whose labels were
+            checked once for the whole set, skips it.
 
         Returns
         -------
         grads : dict
             "W1".."WL", "b1".."bL" -> gradient, same shapes as ``params`` (views into ``out``).
         """
+        if check:
+            y = self._batch_targets(y, cache.batch)
         if out is None:
             out = self.xp.empty(self.n_params, self.dtype)
         if self._grad_views is None or self._grad_views[0] is not out:  # the training loop passes one buffer
@@ -252,13 +282,23 @@ class Network:
                 self.activation.backward(a[k - 1], h[k - 1], grad_h[k - 1], out=grad_a[k - 1])
         return grads
 
-    def loss(self, cache, y):
-        """The batch-mean loss of a forward pass held in ``cache``."""
+    def loss(self, cache, y, check=True):
+        """The batch-mean loss of a forward pass held in ``cache`` (``check``: as in back_propagation)."""
+        if check:
+            y = self._batch_targets(y, cache.batch)
         return self.output_layer.loss(cache.a[self.L], cache.y_hat, y)
+
+    def _batch_targets(self, y, n):
+        # y checked as fit checks it, on this network's device; an output layer of one's own (the estimators'
+        # weighted one, say) knows its own targets
+        if self.output_layer.grad_a not in GRADIENTS.values():
+            return y
+        return self.xp.asarray(self._check_y(y, n))
 
     # -- using a trained network ------------------------------------------------------------------------
     def predict_proba(self, X, batch_size=1024):
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
+        batch_size = _chunk_size(batch_size)
         X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         converted = self._chunk_buffer(X, batch_size) if isinstance(X, ScaledBytes) else None
@@ -280,6 +320,7 @@ class Network:
     def evaluate(self, X, y, batch_size=1024, rows=None):
         """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over X, or over the rows
         ``rows`` (an index array) of X without copying them out."""
+        batch_size = _chunk_size(batch_size)
         X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         y = self._check_y(y, X.shape[0])
         n = X.shape[0] if rows is None else len(rows)
@@ -295,7 +336,7 @@ class Network:
                 self._check_finite(xb)
             y_hat, _ = self.forward_propagation(xb, cache)
             yb = self.xp.asarray(yb)
-            total += self.loss(cache, yb) * cache.batch
+            total += self.loss(cache, yb, check=False) * cache.batch
             if self.output_layer.output == "softmax":
                 labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
                 correct += count_correct(y_hat, labels)
@@ -325,6 +366,9 @@ class Network:
 
     def copy_params_from(self, other):
         """Copy another network's parameters (same architecture) into this one."""
+        if list(other.sizes) != list(self.sizes):
+            raise ConfigError(f"cannot copy the parameters of a {'-'.join(map(str, other.sizes))} network into a "
+                              f"{'-'.join(map(str, self.sizes))} one; the sizes must be the same")
         self.theta[...] = self.xp.asarray(to_numpy(other.theta))
 
     # -- checks and helpers ------------------------------------------------------------------------------
@@ -396,6 +440,12 @@ class Network:
                 raise DataError(f"soft targets for softmax + cross_entropy must be probabilities (non-negative, each "
                                 f"row summing to 1); row {i} sums to {sums[i]:.6g}")
         return y
+
+
+def _chunk_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
+    return int(batch_size)
 
 
 def _check_sizes(sizes):

@@ -25,6 +25,9 @@ from .arrays import staggered_zeros_like
 from .errors import ConfigError, unknown_name
 
 
+DECAY_RATES = ("momentum", "beta", "beta1", "beta2")  # the built-in rules' averaging rates, each in [0, 1)
+
+
 class Optimizer:
     """Base class. ``hyperparameters`` lists the keyword arguments a rule accepts, with their defaults."""
 
@@ -38,9 +41,14 @@ class Optimizer:
         self.learning_rate = learning_rate
         for key, default in self.hyperparameters.items():
             value = kwargs.get(key, default)
-            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-                    and 0 <= value and (key == "epsilon" or value < 1) and (key != "epsilon" or value > 0)):
-                allowed = "a number > 0" if key == "epsilon" else "a number in [0, 1)"
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+            if key == "epsilon":
+                ok, allowed = number and value > 0, "a number > 0"
+            elif key in DECAY_RATES:
+                ok, allowed = number and 0 <= value < 1, "a number in [0, 1)"
+            else:  # a hyperparameter of a rule added by a user: any finite number
+                ok, allowed = number, "a finite number"
+            if not ok:
                 raise ConfigError(f"{self.name}: {key} must be {allowed}; got {value!r}")
             setattr(self, key, float(value))
         self.t = 0          # steps taken (Adam's bias correction uses it)

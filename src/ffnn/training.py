@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import math
+import numbers
 import time
 
 import numpy as np
@@ -20,7 +21,7 @@ from .arrays import staggered_zeros_like, take_rows
 from .errors import ConfigError, DataError, TrainingDiverged, plural
 from .fsutil import write_text
 from .kernels import count_correct
-from .optimizers import Optimizer, _own_kernel, get_optimizer
+from .optimizers import OPTIMIZERS, Optimizer, _own_kernel, get_optimizer
 from .schedules import get_schedule
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -38,8 +39,20 @@ class History:
     def append(self, row):
         self.rows.append(dict(row))
 
-    def __getitem__(self, column):
-        return [row.get(column) for row in self.rows]
+    def __getitem__(self, key):
+        """``history["loss"]``: a column as a list; ``history[-1]``: an epoch's row as a dict."""
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return dict(self.rows[key])
+        if key not in COLUMNS and not any(key in row for row in self.rows):
+            raise KeyError(f"no column {key!r}; columns: {', '.join(COLUMNS)}")
+        return [row.get(key) for row in self.rows]
+
+    def __iter__(self):
+        """The rows, one dict per epoch (``pandas.DataFrame(list(history))`` makes a table of them)."""
+        return (dict(row) for row in self.rows)
+
+    def __contains__(self, column):
+        return column in COLUMNS or any(column in row for row in self.rows)
 
     def __len__(self):
         return len(self.rows)
@@ -86,8 +99,9 @@ class Trainer:
     seed : int or numpy.random.Generator, optional
         Randomness of the per-epoch shuffling.
     callbacks : list
-        Objects with optional ``on_epoch_begin(trainer)`` and ``on_epoch_end(trainer, row)`` methods; setting
-        ``trainer.stop_training = True`` ends the run after the current epoch.
+        Objects with optional ``on_epoch_begin(trainer)`` and ``on_epoch_end(trainer, row)`` methods, or plain
+        functions ``f(trainer, row)`` called at the end of each epoch; setting ``trainer.stop_training = True`` ends
+        the run after the current epoch.
     verbose : int
         0 silent; 1 a progress bar (on a terminal) and one line per epoch.
     schedule : Schedule or str, optional
@@ -106,12 +120,13 @@ class Trainer:
         self.optimizer = optimizer
         self.epochs = _positive_int("epochs", epochs)
         self.batch_size = _positive_int("batch_size", batch_size)
-        if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+        if not (isinstance(weight_decay, numbers.Real) and not isinstance(weight_decay, bool)
+                and math.isfinite(weight_decay) and weight_decay >= 0):
             raise ConfigError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
         self.patience = None if patience in (None, 0) else _positive_int("patience", patience)
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self.callbacks = list(callbacks)
+        self.callbacks = [_callback(cb) for cb in (callbacks or ())]
         self.verbose = verbose
         self.log = log
         self.epoch = 0                 # epochs finished
@@ -127,7 +142,8 @@ class Trainer:
             get_schedule(schedule)
         self.base_learning_rate = float(optimizer.learning_rate)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
-        if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
+        if not (isinstance(label_smoothing, numbers.Real) and not isinstance(label_smoothing, bool)
+                and 0 <= label_smoothing < 1):
             raise ConfigError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}")
         if label_smoothing and net.output_layer.output != "softmax":
             raise ConfigError("label_smoothing needs a softmax output (class labels)")
@@ -271,10 +287,10 @@ class Trainer:
             take_rows(s.X, idx, out=xb)
             s.y.take(idx, axis=0, out=yb)
             y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
-            loss = net.loss(cache, yb)
+            loss = net.loss(cache, yb, check=False)
             if not math.isfinite(loss):
                 self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
-            net.back_propagation(cache, yb, out=self._grad)
+            net.back_propagation(cache, yb, out=self._grad, check=False)
             self._update(s)
             loss_sum += loss * m
             if s.softmax:
@@ -346,11 +362,11 @@ class Trainer:
         xb, yb = cuda.batch_rows(s.X, s.y, s.perm, s.offset, s.X_buf[:m], s.y_buf[:m])
         y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
         if not s.builtin_loss:  # a loss of the user's: computed on the host, which waits for the GPU
-            s.loss_total += net.loss(cache, yb) * m
+            s.loss_total += net.loss(cache, yb, check=False) * m
         # the loss, the correct count and the next batch's offset, in one launch
         cuda.add_totals(net.output_layer.loss_name if s.builtin_loss else None, cache.a[net.L], y_hat, yb,
                         s.loss_total, s.correct_total if s.softmax else None, s.offset, m)
-        net.back_propagation(cache, yb, out=self._grad)
+        net.back_propagation(cache, yb, out=self._grad, check=False)
         self._update(s)
 
     def _capture(self, s, steps):
@@ -447,6 +463,22 @@ class _DeviceBatches(_Batches):
             and opt.name in cuda.OPTIMIZER_KERNELS and _own_kernel(type(opt)))
 
 
+class _EpochEnd:
+    """A plain function given as a callback: called at the end of each epoch as ``function(trainer, row)``."""
+
+    def __init__(self, function):
+        self.on_epoch_end = function
+
+
+def _callback(cb):
+    if hasattr(cb, "on_epoch_begin") or hasattr(cb, "on_epoch_end"):
+        return cb
+    if callable(cb):
+        return _EpochEnd(cb)
+    raise ConfigError(f"a callback is an object with on_epoch_begin(trainer) and/or on_epoch_end(trainer, row) "
+                      f"methods, or a function f(trainer, row); got {cb!r}")
+
+
 def format_row(row, epochs):
     """One line per epoch, e.g. ``epoch  3/10  loss 0.4123  acc 0.8512  val_loss 0.43  val_acc 0.84  1.2s``."""
     parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {row['loss']:.4f}"]
@@ -463,7 +495,7 @@ def format_row(row, epochs):
 
 def split_rows(n, fraction, rng):
     """Hold out ``fraction`` of n examples (at random) for validation: (train_rows, validation_rows)."""
-    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+    if not (isinstance(fraction, numbers.Real) and not isinstance(fraction, bool) and 0 <= fraction < 1):
         raise ConfigError(f"validation fraction must be in [0, 1); got {fraction!r}")
     n_val = int(round(n * fraction))
     if fraction > 0 and (n_val < 1 or n_val >= n):
@@ -524,9 +556,17 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
     if validation_data is None and validation_fraction:
         rows, validation_rows = split_rows(X.shape[0], validation_fraction, rng)
     elif validation_data is not None:
+        if len(validation_data) != 2:
+            raise ConfigError("validation_data must be (X_val, y_val); Network.fit takes no sample weights (the "
+                              "estimators FFNNClassifier and FFNNRegressor do)")
         X_val = net._check_X(validation_data[0])
         validation_data = (X_val, net._check_y(validation_data[1], X_val.shape[0]))
     if not isinstance(optimizer, Optimizer):
+        rule = OPTIMIZERS.get(str(optimizer).lower())
+        unknown = sorted(set(optimizer_kwargs) - set(rule.hyperparameters)) if rule is not None else []
+        if unknown:
+            raise ConfigError(f"fit() got an unexpected argument {unknown[0]!r}; it is neither an argument of fit nor "
+                              f"a hyperparameter of {rule.name} ({', '.join(rule.hyperparameters) or 'none'})")
         optimizer = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     trainer = Trainer(net, optimizer, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
                       patience=patience, seed=rng, callbacks=callbacks, verbose=verbose, log=log,
