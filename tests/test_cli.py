@@ -345,7 +345,7 @@ def test_evaluate_gives_an_estimators_network_its_features_as_they_are(capsys):
     assert accuracy != pytest.approx(clf.score(ds.X_test, labels[ds.y_test]), abs=1e-4)
 
 
-def test_predict_notes_inputs_that_look_already_scaled(digits_run, capsys, tmp_path):
+def test_predict_notes_inputs_that_look_already_scaled(capsys):
     net = ffnn.Network([4, 3, 2], seed=0)
     net.metadata = {"scaling": {"offset": 0.0, "scale": 255.0}, "class_names": ["a", "b"]}
     net.save("img.safetensors")

@@ -374,9 +374,11 @@ def test_numpy_values_in_metadata_are_saved_as_json_values(tmp_path):
 
     net = ffnn.Network([4, 3], seed=0)
     net.metadata["class_names"] = np.array(["setosa", "versicolor", "virginica"])
-    net.save(tmp_path / "m.safetensors", metadata={"n": np.int64(3), "rate": np.float32(0.5)})
+    net.save(tmp_path / "m.safetensors", metadata={"n": np.int64(3), "rate": np.float32(0.5),
+                                                   "counts": {np.int64(0): 5}})
     meta = ffnn.Network.load(tmp_path / "m.safetensors").metadata
     assert meta["class_names"] == ["setosa", "versicolor", "virginica"] and meta["n"] == 3 and meta["rate"] == 0.5
+    assert meta["counts"] == {"0": 5}
     with pytest.raises(TypeError, match="metadata values must be numbers, strings, lists or mappings; got object"):
         net.save(tmp_path / "bad.safetensors", metadata={"x": object()})
     assert not (tmp_path / "bad.safetensors").exists()

@@ -402,3 +402,10 @@ def test_a_users_rule_takes_any_finite_hyperparameter(tmp_path, monkeypatch):
     result = runs.train(TrainConfig(dataset="iris", optimizer="eve", epochs=1, batch_size=16,
                                     output_dir=str(tmp_path)), verbose=0)
     assert result.status == "completed" and result.trainer.optimizer.damping == 0.5
+
+    class Decaying(optimizers.SGD):  # a hyperparameter named like a setting of the run keeps its own default
+        name = "decaying"
+        hyperparameters = {"weight_decay": 0.01}
+
+    monkeypatch.setitem(OPTIMIZERS, "decaying", Decaying)
+    assert TrainConfig(optimizer="decaying", weight_decay=0.5).optimizer_kwargs() == {}

@@ -375,8 +375,8 @@ def test_config_keys_the_sweep_sets_are_noted(tmp_path, capsys):
     (tmp_path / "base.yaml").write_text("epochs: 3\nlr: 0.01\n")
     assert sw.main([path, "--trials", "1", "--config", str(tmp_path / "base.yaml"), "--output-dir",
                     str(tmp_path / "o")]) == 0
-    out = capsys.readouterr().out
-    assert f"note: the sweep's own epochs overrides {tmp_path / 'base.yaml'}'s" in out
+    err = capsys.readouterr().err
+    assert f"ffnn: note: the sweep's own epochs overrides {tmp_path / 'base.yaml'}'s" in err
 
 
 def test_a_bad_config_file_key_names_the_file(tmp_path, capsys):

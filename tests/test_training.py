@@ -400,6 +400,9 @@ def test_history_iterates_rows_and_indexes_epochs_and_columns():
         history["nope"]
     with pytest.raises(IndexError):
         history[3]
+    assert history[0:2] == rows[:2] and rows[0] not in history
+    with pytest.raises(TypeError, match="a History takes a column name, an epoch's index or a slice"):
+        history[1.5]
     pd = pytest.importorskip("pandas")
     assert list(pd.DataFrame(list(history))["epoch"]) == [1, 2, 3]
 
@@ -477,6 +480,10 @@ def test_fit_names_a_misspelt_argument_and_refuses_weighted_validation_data():
     X, y = np.zeros((6, 4)), np.arange(6) % 3
     with pytest.raises(ConfigError, match="fit\\(\\) got an unexpected argument 'validaton_fraction'"):
         net.fit(X, y, validaton_fraction=0.1, verbose=0)
+    from ffnn.optimizers import Adam
+
+    with pytest.raises(ConfigError, match="with an optimizer instance, its hyperparameters go to its constructor"):
+        net.fit(X, y, optimizer=Adam(0.01), validaton_fraction=0.5, verbose=0)
     with pytest.raises(ConfigError, match="validation_data must be \\(X_val, y_val\\)"):
         net.fit(X, y, validation_data=(X, y, np.ones(6)), verbose=0)
 

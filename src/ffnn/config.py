@@ -32,6 +32,9 @@ def config_key(key):
     return ALIASES.get(key, ALIASES.get(key.lower(), key))
 
 
+OPTIMIZER_FIELDS = ("momentum", "beta", "beta1", "beta2", "epsilon")  # the rules' hyperparameters a config holds
+
+
 @dataclass
 class TrainConfig:
     """A training run. Defaults reach about 0.89 test accuracy on Fashion-MNIST in well under a minute."""
@@ -82,7 +85,8 @@ class TrainConfig:
     def optimizer_kwargs(self):
         """The hyperparameters the chosen optimizer takes."""
         names = OPTIMIZERS[self.optimizer.lower()].hyperparameters
-        return {k: getattr(self, k) for k in names if hasattr(self, k)}  # a user's rule: its own defaults
+        # a user's rule gets these fields where it takes them, and its own defaults for the rest
+        return {k: getattr(self, k) for k in names if k in OPTIMIZER_FIELDS}
 
     def schedule(self):
         """The learning-rate schedule these settings describe."""

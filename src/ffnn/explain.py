@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, DataError, FFNNError
+from .errors import ConfigError, DataError, FFNNError, plural
 from .gradcheck import numerical_gradients, relative_error
 from .network import Network
 from .optimizers import get_optimizer
@@ -681,7 +681,7 @@ def network_svg(expl):
     units = [_shown_units(n) for n in sizes]
     rows = max(len(u) + (1 if len(u) < n else 0) for u, n in zip(units, sizes))
     dx, dy, r = 190, 54, 16
-    width, height = 120 + dx * L + 120, 90 + dy * rows + 50
+    width, height = 120 + dx * L + 120, 90 + dy * rows + 64  # the scale bar and its caption below
     xs = [100 + dx * k for k in range(L + 1)]
 
     def y_of(k, i):
@@ -702,7 +702,7 @@ def network_svg(expl):
     for k in range(L + 1):
         label = "input h0" if k == 0 else ("output y_hat" if k == L else f"layer {k} h{k}")
         out.append(f'<text x="{xs[k]}" y="30" text-anchor="middle" class="layer">{label}</text>')
-        out.append(f'<text x="{xs[k]}" y="48" text-anchor="middle" class="size">{sizes[k]} units</text>')
+        out.append(f'<text x="{xs[k]}" y="48" text-anchor="middle" class="size">{plural(sizes[k], "unit")}</text>')
         values = cache.h[k][0]
         for i in units[k]:
             y = y_of(k, i)
@@ -715,14 +715,14 @@ def network_svg(expl):
         if len(units[k]) < sizes[k]:
             out.append(f'<text x="{xs[k]}" y="{y_of(k, len(units[k])) + 6:.1f}" text-anchor="middle" '
                        f'class="more">&#x22EE; {sizes[k] - len(units[k])} more</text>')
-    ly = height - 28
+    ly = height - 42
     out.append(f'<defs><linearGradient id="scale"><stop offset="0" stop-color="{_colour(-1, 1)}"/>'
                f'<stop offset="0.5" stop-color="{_colour(0, 1)}"/><stop offset="1" stop-color="{_colour(1, 1)}"/>'
                f'</linearGradient></defs>')
     out.append(f'<rect x="100" y="{ly}" width="240" height="12" fill="url(#scale)"/>')
     out.append(f'<text x="96" y="{ly + 11}" text-anchor="end" class="size">{_fmt(-scale, 3)}</text>')
     out.append(f'<text x="344" y="{ly + 11}" class="size">{_fmt(scale, 3)}</text>')
-    out.append(f'<text x="360" y="{ly + 11}" class="size" dx="2.5em">grad_W, one scale for every layer</text>')
+    out.append(f'<text x="100" y="{ly + 28}" class="size">grad_W: one colour scale for every layer</text>')
     out.append("</svg>")
     return "\n".join(out)
 

@@ -41,13 +41,22 @@ def _plain(value):
     raise TypeError(f"metadata values must be numbers, strings, lists or mappings; got {type(value).__name__}")
 
 
+def _plain_keys(value):
+    # NumPy keys (np.int64(0), say) as the Python values JSON takes
+    if isinstance(value, dict):
+        return {(k.item() if isinstance(k, np.generic) else k): _plain_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_keys(v) for v in value]
+    return value
+
+
 def write_file(path, tensors, meta):
     """Write named NumPy arrays and a JSON-able ``meta`` dict as one safetensors file, atomically."""
     from safetensors.numpy import save
 
     tensors = {k: np.ascontiguousarray(to_numpy(v)) for k, v in tensors.items()}
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "sha256": _digest(tensors),
-              "meta": json.dumps(meta, sort_keys=True, default=_plain)}
+              "meta": json.dumps(_plain_keys(meta), sort_keys=True, default=_plain)}
     write_bytes(path, save(tensors, metadata=header))
 
 

@@ -31,6 +31,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import socket
 import sys
 import threading
@@ -929,8 +930,8 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
             line += f"; best {sweep.metric} {best['value']:.4f} (trial {best['number']}, {best['run_name']})"
         log(line)
         if best and best.get("run_dir") and os.path.isfile(os.path.join(best["run_dir"], "config.json")):
-            log(f"train the best settings again: ffnn train --config {os.path.join(best['run_dir'], 'config.json')} "
-                "--output-dir runs --name best")
+            config_path = shlex.quote(os.path.join(best["run_dir"], "config.json"))
+            log(f"train the best settings again: ffnn train --config {config_path} --output-dir runs --name best")
     return SweepResult(study_name, store.display, output_dir, finished, ran, best)
 
 
@@ -1076,15 +1077,15 @@ def cmd_sweep(args):
 
     sweep = load_sweep(args.sweep_file)
     base = {config_key(k): v for k, v in (read_config_file(args.config) if args.config else {}).items()}
-    overridden = [k for k in base if any(p.key == k for p in sweep.params)]
-    if overridden and not args.quiet:
-        print(f"note: the sweep's own {', '.join(overridden)} override{'s' if len(overridden) == 1 else ''} "
-              f"{args.config}'s")
     overrides = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k, None) is not None}
     for key in overrides:
         if any(p.key == key for p in sweep.swept):
             raise ConfigError(f"--{key.replace('_', '-')} conflicts with the sweep's parameter {key!r}")
         sweep.params = [p for p in sweep.params if p.key != key]
+    overridden = [k for k in base if any(p.key == k for p in sweep.params)]
+    if overridden and not args.quiet:
+        print(f"ffnn: note: the sweep's own {', '.join(overridden)} override{'s' if len(overridden) == 1 else ''} "
+              f"{args.config}'s", file=sys.stderr)
     base.update(overrides)
     try:
         run_sweep(sweep, args.trials, storage=args.storage, study_name=args.study, output_dir=args.output_dir,

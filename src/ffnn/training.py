@@ -43,6 +43,10 @@ class History:
         """``history["loss"]``: a column as a list; ``history[-1]``: an epoch's row as a dict."""
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             return dict(self.rows[key])
+        if isinstance(key, slice):
+            return [dict(row) for row in self.rows[key]]
+        if not isinstance(key, str):
+            raise TypeError(f"a History takes a column name, an epoch's index or a slice; got {key!r}")
         if key not in COLUMNS and not any(key in row for row in self.rows):
             raise KeyError(f"no column {key!r}; columns: {', '.join(COLUMNS)}")
         return [row.get(key) for row in self.rows]
@@ -52,7 +56,8 @@ class History:
         return (dict(row) for row in self.rows)
 
     def __contains__(self, column):
-        return column in COLUMNS or any(column in row for row in self.rows)
+        """Whether ``column`` is a column (``"val_loss" in history``)."""
+        return isinstance(column, str) and (column in COLUMNS or any(column in row for row in self.rows))
 
     def __len__(self):
         return len(self.rows)
@@ -561,6 +566,9 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
                               "estimators FFNNClassifier and FFNNRegressor do)")
         X_val = net._check_X(validation_data[0])
         validation_data = (X_val, net._check_y(validation_data[1], X_val.shape[0]))
+    if isinstance(optimizer, Optimizer) and optimizer_kwargs:
+        raise ConfigError(f"fit() got an unexpected argument {sorted(optimizer_kwargs)[0]!r}; with an optimizer "
+                          f"instance, its hyperparameters go to its constructor")
     if not isinstance(optimizer, Optimizer):
         rule = OPTIMIZERS.get(str(optimizer).lower())
         unknown = sorted(set(optimizer_kwargs) - set(rule.hyperparameters)) if rule is not None else []
