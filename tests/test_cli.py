@@ -844,3 +844,42 @@ def test_running_out_of_memory_is_one_error_line(capsys, monkeypatch):
     line = assert_one_error_line(code, err)
     assert code == 1 and "out of memory (Out of memory allocating 1,073,741,824 bytes" in line
     assert "smaller batch size" in line
+
+
+def test_two_target_columns_through_train_evaluate_and_predict(capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    rows = "".join(f"{a:.4f},{b:.4f},{c:.4f},{a + b:.4f},{b - c:.4f}\n" for a, b, c in X)
+    write_csv("reg2.csv", "a,b,c,y1,y2\n" + rows)
+    code, _, err = run(capsys, "train", "-d", "reg2.csv", "--target", "y1,y2", "-e", "2", "-b", "8", "--name", "r2",
+                       "-q")
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", "runs/r2", "reg2.csv")  # its target columns are dropped by name
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "y1,y2" and len(lines) == 61
+    np.savez("reg2.npz", X=X, y=np.stack([X[:, 0] + X[:, 1], X[:, 1] - X[:, 2]], axis=1))
+    code, out, err = run(capsys, "evaluate", "runs/r2", "-d", "reg2.npz")  # no CSV target for an NPZ file
+    assert code == 0, err
+    assert "reg2.npz: 12 test examples" in out
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_numbers_as_feature_names_are_a_header(capsys):
+    pd = pytest.importorskip("pandas")
+    from ffnn import FFNNClassifier
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(30, 3)), columns=["2019", "2020", "2021"])
+    clf = FFNNClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(frame, np.arange(30) % 2)
+    clf.network_.save("years.safetensors")
+    frame[["2021", "2019", "2020"]].to_csv("years.csv", index=False)
+    code, out, err = run(capsys, "predict", "years.safetensors", "years.csv")
+    assert code == 0, err
+    assert len(out.splitlines()) == 31
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == [str(v) for v in clf.predict(frame)]
+
+
+def test_resume_of_a_file_says_it_is_not_a_run_folder(capsys, digits_run):
+    code, _, err = run(capsys, "train", "--resume", os.path.join(digits_run[2], "model.safetensors"))
+    assert "is not a run folder (a file)" in assert_one_error_line(code, err)

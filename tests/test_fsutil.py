@@ -63,3 +63,28 @@ def test_write_bytes_and_text(tmp_path):
     assert (tmp_path / "b").read_bytes() == b"\x00\xff"
     write_text(tmp_path / "t", "caf\u00e9\nline\r\n")
     assert (tmp_path / "t").read_bytes() == "caf\u00e9\nline\r\n".encode("utf-8")
+
+
+def test_a_regular_file_under_dev_is_replaced_not_appended(tmp_path):
+    import os
+
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        return
+    path = f"/dev/shm/ffnn-test-{os.getpid()}.txt"
+    try:
+        fsutil.write_text(path, "first\n")
+        fsutil.write_text(path, "second\n")
+        assert open(path).read() == "second\n"
+    finally:
+        os.unlink(path)
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "private.txt"
+    fsutil.write_text(path, "one")
+    os.chmod(path, 0o600)
+    fsutil.write_text(path, "two")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and path.read_text() == "two"

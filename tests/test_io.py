@@ -382,3 +382,62 @@ def test_numpy_values_in_metadata_are_saved_as_json_values(tmp_path):
     with pytest.raises(TypeError, match="metadata values must be numbers, strings, lists or mappings; got object"):
         net.save(tmp_path / "bad.safetensors", metadata={"x": object()})
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+@pytest.mark.parametrize("edit", [('"relu"', '"tanh"'), ("Trouser", "Sandals"), ("0.25", "0.75")])
+def test_edited_settings_are_refused_by_the_checksum(tmp_path, edit):
+    # the activation of the architecture, a class name, a feature scale: each would change every prediction
+    net = make_net()
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    data = path.read_bytes()
+    n, header = header_of(data)
+    meta = header["__metadata__"]["meta"]
+    old, new = edit
+    assert old in meta
+    header["__metadata__"]["meta"] = meta.replace(old, new, 1)
+    path.write_bytes(with_header(data, header))
+    assert_one_line_error(path, match="do not match their checksum")
+
+
+def test_format_1_files_still_load(tmp_path):
+    from safetensors.numpy import save_file
+
+    net = make_net()
+    tensors = {k: np.ascontiguousarray(v) for k, v in net.params.items()}
+    meta = json.dumps({"config": net.config, "metadata": net.metadata}, sort_keys=True)
+    path = tmp_path / "old.safetensors"
+    save_file(tensors, path, metadata={"format": "ffnn", "format_version": "1", "sha256": io._digest(tensors),
+                                       "meta": meta})
+    loaded = ffnn.Network.load(path)
+    np.testing.assert_array_equal(loaded.theta, net.theta)
+    assert loaded.metadata["class_names"] == CLASS_NAMES
+
+
+def test_a_huge_architecture_is_refused_before_it_is_allocated(tmp_path):
+    import resource
+
+    net = make_net()
+    path = tmp_path / "m.safetensors"
+    io.write_file(path, dict(net.params), {"config": {**net.config, "sizes": [4, 100_000, 100_000, 3]},
+                                           "metadata": {}})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert_one_line_error(path, match="W1 has shape (6, 4), expected (100000, 4)")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: no 40 GB network
+
+
+def test_deeply_nested_or_endless_input_is_a_model_file_error(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    raw = b"[" * 200_000
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    assert_one_line_error(path, match="unreadable header")
+    with pytest.raises(ModelFileError, match="not a model file"):
+        ffnn.Network.load("/dev/zero")  # read no further than its header says
+
+
+def test_parameters_of_another_type_than_the_architecture_are_refused(tmp_path):
+    net = make_net()
+    path = tmp_path / "m.safetensors"
+    io.write_file(path, {k: v.astype(np.float64) for k, v in net.params.items()},
+                  {"config": net.config, "metadata": {}})
+    assert_one_line_error(path, match="parameters of type float64, its architecture says float32")

@@ -231,6 +231,33 @@ def test_a_run_notes_schedule_settings_its_schedule_ignores(tmp_path):
     assert not any(line.startswith("note:") for line in lines)
 
 
+@pytest.mark.parametrize("edit, words", [({"hidden_sizes": [16]}, "sizes 64-16-10 against 64-32-10"),
+                                         ({"optimizer": "sgd"}, "optimizer sgd against adam"),
+                                         ({"dtype": "float64"}, "dtype float64 against float32")])
+def test_a_config_json_that_disagrees_with_its_checkpoint_is_not_resumed(tmp_path, edit, words):
+    first = runs.train(digits_config(tmp_path, epochs=1), verbose=0)
+    path = os.path.join(first.run_dir, "config.json")
+    config = json.loads(open(path).read())
+    config.update(edit, epochs=3)
+    open(path, "w").write(json.dumps(config))
+    with pytest.raises(ConfigError, match=f"config.json and checkpoint.safetensors disagree \\({words}\\)"):
+        runs.train(runs.load_run_config(first.run_dir), run_dir=first.run_dir, resume=True, verbose=0)
+
+
+def test_a_checkpoint_with_a_damaged_trainer_state_is_a_model_file_error(tmp_path):
+    from ffnn import io
+
+    first = runs.train(digits_config(tmp_path, epochs=1), verbose=0)
+    path = os.path.join(first.run_dir, "checkpoint.safetensors")
+    tensors, meta = io.read_file(path)
+    meta["trainer"]["optimizer"]["t"] = "abc"
+    io.write_file(path, tensors, meta)
+    config = runs.load_run_config(first.run_dir)
+    config.epochs = 2
+    with pytest.raises(ModelFileError, match="damaged checkpoint \\(its trainer state"):
+        runs.train(config, run_dir=first.run_dir, resume=True, verbose=0)
+
+
 def test_load_run_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a run folder"):
         runs.load_run_config(tmp_path)

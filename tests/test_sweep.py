@@ -370,6 +370,16 @@ def test_the_shipped_assignment_sweep_keeps_the_learning_rate_constant():
     assert sweep.constants["lr_schedule"] == "constant"
 
 
+def test_the_training_loss_cannot_compare_label_smoothings(tmp_path, capsys):
+    spec = json.loads(json.dumps(B))
+    spec["metric"] = {"name": "loss", "goal": "minimize"}
+    spec["parameters"]["label_smoothing"] = {"values": [0, 0.1]}
+    path = write_sweep(tmp_path / "s.yaml", spec)
+    assert sw.main([path, "--trials", "1", "--output-dir", str(tmp_path / "o"), "-q"]) == 1
+    assert "metric loss is measured against the smoothed targets" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_config_keys_the_sweep_sets_are_noted(tmp_path, capsys):
     path = write_sweep(tmp_path / "b.yaml", B)
     (tmp_path / "base.yaml").write_text("epochs: 3\nlr: 0.01\n")

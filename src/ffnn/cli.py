@@ -75,7 +75,8 @@ def _add_train_flags(p):
     add("--patience", type=int, default=S, help="early stopping patience in epochs (default: off)")
     add("--seed", type=int, default=S, help="random seed (default 0)")
     add("--data-dir", "--data_dir", dest="data_dir", default=S, help="folder with the dataset files")
-    add("--target", default=S, help="target column of a CSV dataset")
+    add("--target", type=_targets, default=S,
+        help="target column of a CSV dataset (several: comma-separated, for regression)")
     add("--output-dir", "--output_dir", dest="output_dir", default=S, help="where run folders go (default runs)")
     add("--name", default=S, help="run folder name (default: built from the settings)")
     add("--dtype", default=S, metavar="{float32,float64}", help="default float32")
@@ -118,7 +119,7 @@ def build_parser(all_commands=True):
     p.add_argument("model", help="model file (or a run folder)")
     p.add_argument("-d", "--dataset", help="default: the dataset the model was trained on")
     p.add_argument("--data-dir", "--data_dir", dest="data_dir")
-    p.add_argument("--target")
+    p.add_argument("--target", type=_targets, help="target column(s) of a CSV file (default: the model's)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=cmd_evaluate)
 
@@ -301,7 +302,8 @@ def cmd_evaluate(args):
     name = args.dataset or meta.get("dataset")
     if not name:
         raise ConfigError("the model does not record its dataset; pass --dataset")
-    ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or meta.get("target"),
+    saved_target = meta.get("target") if str(name).lower().endswith(".csv") else None  # only a CSV has columns
+    ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or saved_target,
                    dtype=net.dtype.name, task=meta.get("task"))
     X_test, y_test = _as_trained(net, ds)
     target = Scaling.from_dict(meta["target_scaling"]) if meta.get("target_scaling") else None
@@ -363,6 +365,12 @@ def _columns_by_name(have, want, source):
     return [have.index(c) for c in want]
 
 
+def _targets(text):
+    """--target: one column, or several separated by commas."""
+    names = [t.strip() for t in text.split(",")]
+    return names if len(names) > 1 else names[0]
+
+
 def read_feature_csv(path, n_features, target=None, feature_names=None):
     """Rows of numbers from a CSV file. A header is optional; with one, a column named ``target`` is dropped, and
     when the model knows its ``feature_names`` the columns are taken by name, in the model's order."""
@@ -375,11 +383,14 @@ def read_feature_csv(path, n_features, target=None, feature_names=None):
     except (UnicodeDecodeError, csv.Error):
         raise DataError(f"{path}: not a text CSV file") from None
     keep = None
-    if rows and not any(_is_number(c) or not c.strip() for c in rows[0][1]):
-        header = [c.strip() for c in rows.pop(0)[1]]
-        keep = [i for i, c in enumerate(header) if c != target]
-        if feature_names:
-            columns = _columns_by_name([header[i] for i in keep], feature_names, path)
+    names = [str(n).strip() for n in feature_names] if feature_names else None
+    first = [c.strip() for c in rows[0][1]] if rows else []
+    if first and (not any(_is_number(c) or not c for c in first) or (names and set(names) <= set(first))):
+        header = [c.strip() for c in rows.pop(0)[1]]  # a header, even of numbers ("2019") when they name features
+        targets = [target] if isinstance(target, str) else list(target or [])
+        keep = [i for i, c in enumerate(header) if c not in targets]
+        if names:
+            columns = _columns_by_name([header[i] for i in keep], names, path)
             keep = keep if columns is None else [keep[i] for i in columns]
         width = len(header)
     X = []
@@ -436,7 +447,10 @@ def cmd_predict(args):
         for row in y_hat:
             writer.writerow([names[int(row.argmax())]] + [f"{p:.6g}" for p in row])
     else:
-        writer.writerow([f"y_hat_{j}" for j in range(y_hat.shape[1])] if y_hat.shape[1] > 1 else ["prediction"])
+        target = meta.get("target")
+        names = target if isinstance(target, list) and len(target) == y_hat.shape[1] else \
+            [f"y_hat_{j}" for j in range(y_hat.shape[1])]
+        writer.writerow(names if y_hat.shape[1] > 1 else ["prediction"])
         for row in y_hat:
             writer.writerow([f"{v:.8g}" for v in row])
     if args.output:

@@ -28,13 +28,16 @@ def atomic_write(path, mode="wb"):
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(20, "not a folder", folder)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, given) from None
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        _chmod_like_new_file(tmp)
+        _chmod_like(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -44,9 +47,16 @@ def atomic_write(path, mode="wb"):
 
 
 def _stream(given, real):
-    # /dev/stdout and the like, a named pipe, a device: written to as they are, not replaced
-    return given.startswith("/dev/") or real.startswith(("/proc/", "/dev/")) or \
-        (os.path.exists(real) and not os.path.isfile(real))
+    # A device, a named pipe, or /dev/stdout and the like (links into /proc/self/fd, which stand for whatever the
+    # shell opened, a file to append to, say): written to as they are, not replaced. A regular file under /dev
+    # (/dev/shm) is replaced like any other.
+    if (os.path.exists(real) and not os.path.isfile(real)) or real.startswith("/proc/"):
+        return True
+    try:
+        target = os.readlink(given)
+    except OSError:
+        target = ""
+    return target.startswith("/proc/") or os.path.realpath(os.path.dirname(given) or ".").startswith("/proc/")
 
 
 def read_json(path):
@@ -72,11 +82,16 @@ def write_text(path, text):
         f.write(text)
 
 
-def _chmod_like_new_file(tmp):
-    # mkstemp creates 0600 files; give the result the permissions open() would have (0666 less the umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+def _chmod_like(tmp, path):
+    # mkstemp creates 0600 files: give the result the permissions of the file it replaces, or those open() would
+    # give a new one (0666 less the umask)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
 
 
 def _fsync_dir(folder):

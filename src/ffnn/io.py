@@ -2,7 +2,8 @@
 
 A model file holds the tensors W1..WL, b1..bL and, in the safetensors metadata, the format name and version,
 the architecture (``config``), user metadata (class names, feature scaling, ...) and a SHA-256 of the tensor
-data, so a truncated, altered or foreign file is refused with one clear line. A checkpoint is a model file with
+data and of that metadata (from format 2 on), so a truncated, altered or foreign file is refused with one clear
+line. A checkpoint is a model file with
 the optimizer's arrays and the trainer's state added, enough to resume a run exactly.
 
 Every write is atomic (temporary file, fsync, rename): a failed save leaves the previous file intact.
@@ -20,13 +21,15 @@ from .errors import FFNNError, ModelFileError
 from .fsutil import write_bytes
 
 FORMAT = "ffnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checksum covers the metadata too (format 1 files, tensors alone, still load)
 MAX_HEADER = 64 * 1024 * 1024
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "U64": np.uint64, "U8": np.uint8}
 
 
-def _digest(tensors):
+def _digest(tensors, meta_json=None):
     h = hashlib.sha256()
+    if meta_json is not None:
+        h.update(b"meta\0" + meta_json.encode("utf-8") + b"\0")
     for name in sorted(tensors):
         a = np.ascontiguousarray(tensors[name])
         h.update(name.encode() + b"\0" + str(a.dtype).encode() + b"\0" + str(a.shape).encode() + b"\0")
@@ -55,8 +58,12 @@ def write_file(path, tensors, meta):
     from safetensors.numpy import save
 
     tensors = {k: np.ascontiguousarray(to_numpy(v)) for k, v in tensors.items()}
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "sha256": _digest(tensors),
-              "meta": json.dumps(_plain_keys(meta), sort_keys=True, default=_plain)}
+    try:
+        meta_json = json.dumps(_plain_keys(meta), sort_keys=True, default=_plain)
+    except TypeError as exc:  # keys of mixed types, say, which JSON cannot order
+        raise TypeError(f"metadata cannot be written as JSON ({exc}); use string keys") from None
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "sha256": _digest(tensors, meta_json),
+              "meta": meta_json}
     write_bytes(path, save(tensors, metadata=header))
 
 
@@ -65,15 +72,25 @@ def read_file(path):
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
-            data = f.read()
+            # the header first: a file that is not a model is refused before anything large is read
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            if n is not None and n <= MAX_HEADER:
+                head += f.read(n)
+            header, size = _parse_header(name, head, os.fstat(f.fileno()).st_size)
+            data = head + f.read(size - len(head) + 1)  # one byte more than described: trailing data shows
     except OSError as exc:
         raise ModelFileError(f"{name}: cannot read the model file ({exc.strerror or exc})") from None
-    header = _parse_header(name, data)
+    if len(data) != size:
+        raise ModelFileError(f"{name}: truncated or damaged model file ({len(data)} bytes or more; the header "
+                             f"describes {size})")
     meta_raw = header.get("__metadata__") or {}
     if meta_raw.get("format") != FORMAT:
         raise ModelFileError(f"{name}: not an ffnn model file (no ffnn format tag in its metadata)")
     try:
         version = int(meta_raw.get("format_version", ""))
+        if version < 1:
+            raise ValueError
     except ValueError:
         raise ModelFileError(f"{name}: damaged model file (bad format version)") from None
     if version > FORMAT_VERSION:
@@ -84,28 +101,30 @@ def read_file(path):
         tensors = load(data)
     except Exception as exc:  # safetensors raises its own error types for damaged buffers
         raise ModelFileError(f"{name}: damaged model file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
-    if _digest(tensors) != meta_raw.get("sha256"):
-        raise ModelFileError(f"{name}: damaged model file (its parameters do not match their checksum)")
+    meta_json = meta_raw.get("meta", "{}")
+    if _digest(tensors, meta_json if version >= 2 else None) != meta_raw.get("sha256"):
+        raise ModelFileError(f"{name}: damaged model file (its parameters or settings do not match their checksum)")
     try:
-        meta = json.loads(meta_raw.get("meta", "{}"))
-    except ValueError:
+        meta = json.loads(meta_json)
+    except (ValueError, RecursionError):
         raise ModelFileError(f"{name}: damaged model file (unreadable metadata)") from None
     if not isinstance(meta, dict):
         raise ModelFileError(f"{name}: damaged model file (unreadable metadata)")
     return tensors, meta
 
 
-def _parse_header(name, data):
-    # safetensors layout: 8-byte little-endian header length, JSON header, then the tensor bytes.
+def _parse_header(name, data, file_size):
+    """(header, the file's size as the header describes it) from the file's first bytes ``data``. safetensors
+    layout: 8-byte little-endian header length, JSON header, then the tensor bytes."""
     if len(data) < 8:
         raise ModelFileError(f"{name}: not a model file (only {len(data)} bytes; truncated or empty)")
     (n,) = struct.unpack("<Q", data[:8])
     if n > MAX_HEADER or 8 + n > len(data):
         raise ModelFileError(f"{name}: not a model file or truncated (header of {n} bytes in a file of "
-                             f"{len(data)})")
+                             f"{max(file_size, len(data))})")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelFileError(f"{name}: not a model file (unreadable header)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{name}: not a model file (unreadable header)")
@@ -118,14 +137,17 @@ def _parse_header(name, data):
         try:
             lo, hi = info["data_offsets"]
             end = max(end, int(hi))
-            if info["dtype"] not in _DTYPES:
-                raise ValueError
+            dtype = info["dtype"]
         except (TypeError, KeyError, ValueError, OverflowError):
             raise ModelFileError(f"{name}: not a model file (bad tensor entry {key!r})") from None
-    if 8 + n + end != len(data):
-        raise ModelFileError(f"{name}: truncated or damaged model file ({len(data)} bytes; the header describes "
-                             f"{8 + n + end})")
-    return header
+        if dtype not in _DTYPES:
+            raise ModelFileError(f"{name}: not a model file (tensor {key!r} is of type {dtype!r}; ffnn writes "
+                                 f"{', '.join(_DTYPES)})")
+    size = 8 + n + end
+    if file_size and file_size != size:  # a regular file's size is known before it is read
+        raise ModelFileError(f"{name}: truncated or damaged model file ({file_size} bytes; the header describes "
+                             f"{size})")
+    return header, size
 
 
 def save_network(net, path, metadata=None):
@@ -143,6 +165,11 @@ def network_from(tensors, meta, name, device="cpu"):
 
     try:
         config = meta["config"]
+        sizes = [int(n) for n in config["sizes"]]
+        for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), 1):  # before a network of that size is made
+            for key, shape in ((f"W{k}", (n_out, n_in)), (f"b{k}", (n_out,))):
+                if tuple(tensors[key].shape) != shape:
+                    raise ValueError(f"{key} has shape {tuple(tensors[key].shape)}, expected {shape}")
         net = Network(config["sizes"], activation=config["activation"], output=config["output"],
                       loss=config["loss"], init=config.get("init", "xavier"), dtype=config["dtype"], seed=0,
                       device=device, dropout=config.get("dropout", 0.0))
@@ -156,6 +183,9 @@ def network_from(tensors, meta, name, device="cpu"):
             raise ValueError("metadata is not a mapping")
     except (KeyError, TypeError, ValueError, FFNNError) as exc:
         raise ModelFileError(f"{name}: damaged model file (inconsistent architecture: {exc})") from None
+    if any(tensors[key].dtype != net.dtype for key in net.params):
+        raise ModelFileError(f"{name}: damaged model file (parameters of type {tensors['W1'].dtype}, its "
+                             f"architecture says {net.dtype})")
     net.metadata = dict(metadata)
     return net
 

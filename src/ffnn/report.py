@@ -811,7 +811,9 @@ def _run_report(run_dir, out):
             ("activation", config.get("activation")), ("loss", config.get("loss") or "default for the task"),
             ("optimizer", config.get("optimizer")), ("learning rate", config.get("learning_rate")),
             ("batch size", config.get("batch_size")), ("weight decay", config.get("weight_decay")),
-            ("weight init", config.get("weight_init")), ("epochs", f"{summary.get('epochs_completed', '?')} of "
+            ("weight init", config.get("weight_init")), ("learning-rate schedule", config.get("lr_schedule")),
+            ("dropout", config.get("dropout") or None), ("label smoothing", config.get("label_smoothing") or None),
+            ("epochs", f"{summary.get('epochs_completed', '?')} of "
                                                                     f"{config.get('epochs')}"),
             ("status", summary.get("status")), ("best validation accuracy", summary.get("best_val_accuracy")),
             ("test accuracy", summary.get("test_accuracy")), ("test loss", summary.get("test_loss"))]

@@ -23,7 +23,8 @@ from . import cuda, data, kernels
 from .config import TrainConfig
 from .data import Scaling
 from .data.datasets import USER_SUFFIXES
-from .errors import ConfigError, TrainingDiverged, plural
+from .activations import get_activation
+from .errors import ConfigError, ModelFileError, TrainingDiverged, plural
 from .fsutil import read_json, write_text
 from .io import load_checkpoint, save_checkpoint
 from .network import Network
@@ -171,6 +172,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     previous_seconds = 0.0
     if resume:
         net, state, _ = load_checkpoint(os.path.join(run_dir, CHECKPOINT), device=config.device)
+        _check_resumable(run_dir, config, dataset, net, state)
         done = int(state["epoch"])
         if state.get("stopped_early"):
             raise ConfigError(f"{run_dir} stopped early after epoch {done} (its validation loss stopped improving); "
@@ -196,7 +198,11 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
                       label_smoothing=config.label_smoothing)
     created = None  # the folder this call made, removed again if it fails before anything is saved in it
     if resume:
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFileError(f"{os.path.join(run_dir, CHECKPOINT)}: damaged checkpoint (its trainer state: "
+                                 f"{exc})") from None
         trainer.epochs = config.epochs
         if trainer.epoch >= trainer.epochs:
             log(f"{run_dir} already finished {plural(trainer.epoch, 'epoch')}; pass a larger --epochs to train "
@@ -299,6 +305,25 @@ def _finished_run(run_dir, net, trainer):
     return RunResult(run_dir, net, trainer, summary, "completed")
 
 
+def _check_resumable(run_dir, config, dataset, net, state):
+    """The checkpoint must be the run config.json describes (an edited config.json, or a checkpoint copied from
+    another run, would otherwise continue with other math than it says)."""
+    sizes = [dataset.n_features] + config.hidden + [dataset.n_outputs]
+    saved = state.get("optimizer", {}).get("name") if isinstance(state.get("optimizer"), dict) else None
+    differences = [what for what, same in (
+        (f"sizes {'-'.join(map(str, sizes))} against {'-'.join(map(str, net.sizes))}", list(net.sizes) == sizes),
+        (f"dtype {config.dtype} against {net.dtype.name}", net.dtype.name == config.dtype),
+        (f"activation {config.activation} against {net.activation.name}",
+         get_activation(config.activation).name == net.activation.name),
+        (f"optimizer {config.optimizer} against {saved}", saved in (None, config.optimizer.lower())))
+        if not same]
+    if differences:
+        raise ConfigError(f"{run_dir}: its {CONFIG} and {CHECKPOINT} disagree ({'; '.join(differences)}); it "
+                          "cannot be resumed")
+    if not (isinstance(state.get("epoch"), int) and state["epoch"] >= 0):
+        raise ModelFileError(f"{os.path.join(run_dir, CHECKPOINT)}: damaged checkpoint (bad epoch count)")
+
+
 def _absolute_if_file(dataset):
     return os.path.abspath(dataset) if dataset.lower().endswith(USER_SUFFIXES) else dataset
 
@@ -334,6 +359,8 @@ def rmse(net, X, y, target_scaling):
 def load_run_config(run_dir):
     """The TrainConfig saved in a run folder."""
     path = os.path.join(run_dir, CONFIG)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ConfigError(f"{run_dir} is not a run folder (a file); pass the folder a training run created")
     try:
         with open(path, encoding="utf-8") as f:
             values = json.load(f)

@@ -388,6 +388,9 @@ def check_sweep(sweep, base=None, datasets=None, base_source="base settings"):
     if "loss" in swept and sweep.metric.endswith("loss"):  # cross-entropy and squared error are different scales
         raise ConfigError(f"{sweep.source}: metric {sweep.metric} cannot compare the swept losses (each has its own "
                           "scale); use metric val_accuracy (or test_accuracy)")
+    if "label_smoothing" in swept and sweep.metric == "loss":  # against smoothed targets: each its own floor
+        raise ConfigError(f"{sweep.source}: metric loss is measured against the smoothed targets, whose floor rises "
+                          "with label_smoothing, so it cannot compare them; use val_loss or val_accuracy")
     max_epochs = max(values("epochs"))
     terminate = sweep.early_terminate
     if terminate:
