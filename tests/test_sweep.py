@@ -370,6 +370,15 @@ def test_the_shipped_assignment_sweep_keeps_the_learning_rate_constant():
     assert sweep.constants["lr_schedule"] == "constant"
 
 
+def test_a_grid_takes_a_q_uniform_range_as_its_multiples_and_names_an_empty_list():
+    sweep = sw.parse_sweep({"method": "grid", "parameters": {
+        "learning_rate": {"min": 0.001, "max": 0.01, "distribution": "q_uniform", "q": 0.004},
+        "hidden_sizes": {"values": [[], [8]]}}})
+    (lr,) = [p for p in sweep.swept if p.key == "learning_rate"]
+    assert lr.values == [0.004, 0.008]
+    assert sw.readable_name({"hidden_sizes": []}) == "hs_none"
+
+
 def test_the_training_loss_cannot_compare_label_smoothings(tmp_path, capsys):
     spec = json.loads(json.dumps(B))
     spec["metric"] = {"name": "loss", "goal": "minimize"}

@@ -197,9 +197,14 @@ def parse_sweep(values, source="sweep file"):
             if p.kind == "int":
                 p.kind, p.values = "categorical", list(range(p.low, p.high + 1, p.step or 1))
                 p.log, p.step = False, None
+            elif p.kind == "float" and p.step:  # q_uniform: its multiples of q are a finite set
+                low, step = Decimal(str(p.low)), Decimal(str(p.step))
+                count = int((Decimal(str(p.high)) - low) / step) + 1
+                p.kind, p.values = "categorical", [float(low + i * step) for i in range(count)]
+                p.log, p.step = False, None
             if p.kind != "categorical":
-                raise ConfigError(f"{source}: method grid needs 'values' (or an int_uniform range) for every "
-                                  f"parameter; {p.key!r} is a {p.kind} range")
+                raise ConfigError(f"{source}: method grid needs 'values' (or an int_uniform or q_uniform range) for "
+                                  f"every parameter; {p.key!r} is a {p.kind} range")
     if method == "bayes" and "metric" not in values:
         raise ConfigError(f"{source}: method bayes needs a metric: {{name: val_accuracy, goal: maximize}}")
     _check_values(sweep)
@@ -414,7 +419,7 @@ def _format_value(value):
         mantissa, e, exponent = f"{value:.3g}".partition("e")  # 1e+03 -> 1e3, 1e-03 -> 1e-3: no '+' to mangle
         return f"{mantissa}e{int(exponent)}" if e else mantissa
     if isinstance(value, (list, tuple)):
-        return "-".join(_format_value(v) for v in value)
+        return "-".join(_format_value(v) for v in value) if value else "none"
     return str(value).lower()
 
 
