@@ -115,8 +115,8 @@ def test_assignment_flags_verbatim(capsys):
     run_dir = only_run_dir("out")
     assert os.path.basename(run_dir) == "hl_3_sz_32_bs_16_ac_relu_o_nadam_l_mse"
     config = json.load(open(os.path.join(run_dir, "config.json")))
-    expected = {"num_layers": 3, "hidden_size": 32, "activation": "ReLU", "optimizer": "nadam",
-                "learning_rate": 1e-3, "weight_init": "Xavier", "weight_decay": 0.0005,
+    expected = {"num_layers": 3, "hidden_size": 32, "activation": "relu", "optimizer": "nadam",  # one spelling
+                "learning_rate": 1e-3, "weight_init": "xavier", "weight_decay": 0.0005,
                 "loss": "mean_squared_error", "batch_size": 16, "epochs": 2, "beta1": 0.9, "beta2": 0.999,
                 "epsilon": 1e-6, "momentum": 0.5, "beta": 0.5, "dataset": "digits"}
     assert {k: config[k] for k in expected} == expected
@@ -216,7 +216,7 @@ def test_predict_matches_the_network_on_scaled_data(digits_run, tmp_path, capsys
     model = os.path.join(run_dir, "model.safetensors")
     code, out, err = run(capsys, "predict", model, "input.csv", "-o", "out.csv")
     assert code == 0, err
-    assert "out.csv" in out
+    assert out == "" and "out.csv" in err
     net = ffnn.Network.load(model)
     lines = open("out.csv").read().splitlines()
     assert lines[0].split(",") == ["prediction"] + [f"p_{c}" for c in ds.class_names]
@@ -740,7 +740,7 @@ def test_predict_writes_through_links_and_refuses_folders(capsys, digits_run, tm
     os.symlink("real.csv", "link.csv")
     code, out, err = run(capsys, "predict", digits_run[2], "x.csv", "-o", "link.csv")
     assert code == 0, err
-    assert "wrote 1 prediction to link.csv" in out
+    assert out == "" and "ffnn: wrote 1 prediction to link.csv" in err
     assert os.path.islink("link.csv") and open("real.csv").read().startswith("prediction,")
 
 
@@ -883,3 +883,28 @@ def test_numbers_as_feature_names_are_a_header(capsys):
 def test_resume_of_a_file_says_it_is_not_a_run_folder(capsys, digits_run):
     code, _, err = run(capsys, "train", "--resume", os.path.join(digits_run[2], "model.safetensors"))
     assert "is not a run folder (a file)" in assert_one_error_line(code, err)
+
+
+def test_predict_output_goes_to_a_folder_that_exists(capsys, digits_run):
+    write_csv("x.csv", ",".join(["1"] * 64) + "\n")
+    code, _, err = run(capsys, "predict", digits_run[2], "x.csv", "-o", "no/such/folder/y.csv")
+    assert "no folder" in assert_one_error_line(code, err)
+    assert not os.path.exists("no")
+
+
+def test_evaluate_with_a_different_number_of_targets_says_so(capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    write_csv("t.csv", "a,b,y1,y2\n" + "".join(f"{a:.3f},{b:.3f},{a + b:.3f},{a - b:.3f}\n" for a, b in X))
+    code, _, err = run(capsys, "train", "-d", "t.csv", "--target", "y1,y2", "-e", "1", "-b", "8", "--name", "t",
+                       "-q")
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "runs/t", "--target", "y2")
+    assert "the model predicts y1, y2; --target names y2" in assert_one_error_line(code, err)
+
+
+def test_names_have_one_spelling_in_config_json(capsys):
+    code, _, err = run(capsys, "train", *SMALL_FLAGS, "-e", "1", "-w_i", "Xavier", "-a", "ReLU", "--name", "n")
+    assert code == 0, err
+    config = json.loads(open("runs/n/config.json").read())
+    assert (config["weight_init"], config["activation"], config["optimizer"]) == ("xavier", "relu", "adam")

@@ -322,8 +322,8 @@ def test_svg_colours_every_weight_by_its_gradient(default_case):
 
 def test_html_flag_writes_the_page(capsys, tmp_path):
     target = tmp_path / "explain.html"
-    code, out, _ = run(capsys, ["--html", str(target)])
-    assert code == 0 and out.rstrip().endswith(f"wrote {target}")
+    code, out, err = run(capsys, ["--html", str(target)])
+    assert code == 0 and err.rstrip().endswith(f"wrote {target}")  # stdout is the text alone
     assert "<svg" in target.read_text(encoding="utf-8")
 
 
@@ -333,6 +333,109 @@ def test_large_layers_are_summarised_in_html():
     page = explain_html(net, x, np.int64(2))
     assert '<p class="summary">W1 (12x30): min' in page
     assert "21 more" in page and "3 more" in page  # units past the first nine are not drawn
+
+
+def body_text(page):
+    """The page's words outside tags, SVG and style: what a reader sees as prose or ASCII notation."""
+    page = re.sub(r"<(style|svg)\b.*?</\1>", "", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.fixture(scope="module")
+def default_page(default_case):
+    net, X, Y, *_ = default_case
+    return explain_html(net, X[0], Y[0], learning_rate=0.1)
+
+
+def test_parentheses_around_matrices_are_as_tall_as_the_matrices(default_case, default_page):
+    # logistic( ... ), softmax( ... ), -( ... ) and 2( ... ) group their matrices in one mrow drawn by CSS
+    numbers = lambda key: re.search(r'<div class="numbers">(.*?)</div>', section(default_page, key), re.S).group(1)
+    for key, head in (("h1", "<mi>logistic</mi>"), ("y_hat", "<mi>softmax</mi>"), ("grad_a3", "<mo>&#x2212;</mo>")):
+        group = re.search(rf'{re.escape(head)}<mrow class="paren">(.*?)</mrow><mo>=</mo>', numbers(key))
+        assert group, (key, numbers(key))
+        assert group.group(1).count('<mtable class="m">') == (2 if key == "grad_a3" else 1)
+    assert not re.search(r"<mo>[()]</mo>", numbers("h1") + numbers("grad_a3"))  # no one-line-tall glyphs
+    css = re.search(r"mrow\.paren \{([^}]*)\}", default_page)
+    assert css and "border-left" in css.group(1) and "border-right" in css.group(1)
+    net = Network([3, 2], "logistic", "linear", "squared_error", dtype="float64", seed=0)
+    page = explain_html(net, [0.5, -1.0, 2.0], np.array([0.2, 0.8]))
+    assert re.search(r'<mn>2</mn><mrow class="paren"><mtable class="m">', section(page, "grad_a1"))
+
+
+def test_page_has_no_ascii_notation(default_page):
+    words = body_text(default_page)
+    for ascii_notation in ("grad_", "y_hat", "dL/d", "h_ki", "sum_j", "W_111", "eps ", "-log", "(*", "* elementwise",
+                           "g'(", "h0[", "W1[0"):
+        assert ascii_notation not in words, ascii_notation
+
+
+def test_loss_line_is_mathml(default_case, default_page):
+    net, X, Y, text, cache, _ = default_case
+    loss = re.search(r'<div class="loss" id="loss">(<math>.*?</math>)</div>', default_page, re.S).group(1)
+    assert "<mi>&#x2112;</mi><mo>=</mo><mo>&#x2212;</mo><mi>log</mi>" in loss
+    shown = re.findall(r"<mn>([^<]*)</mn>", loss)
+    assert_shown(shown, [cache.h[3][0, int(Y[0])], net.loss(cache, Y)], "html loss")
+    assert tuple(shown) == re.search(rf"-log\(({NUMBER})\) = ({NUMBER})", text).groups()  # the text's strings
+    regression = Network([3, 2], "tanh", "linear", "squared_error", dtype="float64", seed=0)
+    page = explain_html(regression, [0.5, -1.0, 2.0], np.array([0.2, 0.8]))
+    loss = re.search(r'<div class="loss" id="loss">(.*?)</div>', page, re.S).group(1)
+    assert "<mo>&#x2211;</mo>" in loss and "<msup>" in loss
+
+
+def test_chain_recursion_is_one_aligned_table(default_case, default_page):
+    net, X, Y, text, cache, grads = default_case
+    chain = re.search(r'<section class="chain" id="chain">(.*?)</section>', default_page, re.S).group(1)
+    table = re.search(r'<mtable class="eqs"[^>]*>(.*?)</mtable>', chain, re.S).group(1)
+    rows = re.findall(r"<mtr>(.*?)</mtr>", table)
+    assert len(rows) == 3
+    for row, value in zip(rows, (cache.grad_h[1][0, 0], cache.grad_a[1][0, 0], grads["W1"][0, 0])):
+        lhs, rhs, numbers = re.findall(r"<mtd>(.*?)</mtd>", row)
+        assert "<mfrac>" in lhs and rhs.startswith("<mo>=</mo>") and numbers.startswith("<mo>=</mo>")
+        last = html.unescape(re.findall(r"<mn>([^<]*)</mn>", numbers)[-1]).replace("\u2212", "-")
+        assert_shown([last], [value], "recursion")
+    assert "<munder><mo>&#x2211;</mo><mi>j</mi></munder>" in rows[0]
+    assert chain.count("<math") >= 6  # the prose's W_111, x_1, h_ki, k+1, dL/dW_111, 3 x 2 = 6 too
+
+
+def test_elementwise_note_shows_the_formulas_operator(default_page):
+    for key in ("grad_a2", "grad_a1"):
+        step = section(default_page, key)
+        formula = re.search(r'<div class="formula">(.*?)</div>', step, re.S).group(1)
+        note = re.search(r'<span class="note">(.*?)</span>', formula, re.S).group(1)
+        assert "<mo>&#x2299;</mo>" in formula.replace(note, "") and "<mo>&#x2299;</mo></math> elementwise" in note
+        assert "*" not in note and "<msup><mi>g</mi><mo>&#x2032;</mo></msup>" in note
+
+
+def test_bias_update_is_on_the_page(default_page):
+    line = re.search(r'<p class="step" id="step-b_new">(.*?)</p>', default_page, re.S).group(1)
+    assert ("<msub><mi>b</mi><mi>k</mi></msub><mo>&#x2190;</mo><msub><mi>b</mi><mi>k</mi></msub><mo>&#x2212;</mo>"
+            "<mo>&#x3B7;</mo><mrow><msub><mo>&#x2207;</mo><msub><mi>b</mi><mi>k</mi></msub></msub>") in line
+    assert "likewise" in line and "<mn>3</mn>" in line  # k = 1, ..., L with L = 3
+    assert default_page.index("step-W3_new") < default_page.index("step-b_new") < default_page.index('id="step"')
+
+
+@pytest.mark.parametrize("argv", [[], ["--output", "linear", "-l", "squared_error"], ["--sizes", "4", "5", "3", "2"]])
+def test_svg_unit_labels_have_the_texts_digits_and_fit_their_circles(capsys, argv):
+    from ffnn.explain import _fmt
+
+    def width(label):  # at the SVG's 10px: digits about 6.4px wide in DejaVu Sans, '-' and '.' about 3.6px
+        return sum(3.6 if c in "-." else 6.4 for c in label)
+
+    net, x, y, _ = build_example(args_for(argv))
+    expl = explain(net, x, y)
+    svg = re.search(r"<svg.*?</svg>", render_html(expl), re.S).group(0)
+    circles = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="(\d+)"', svg)
+    labels = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="middle" class="value">([^<]*)</text>', svg)
+    values = [expl.cache.h[k][0, i] for k in range(net.L + 1) for i in range(net.sizes[k])]
+    assert labels == [_fmt(v, 4) for v in values]
+    assert any(len(s.lstrip("-").replace(".", "").lstrip("0")) == 4 for s in labels)  # 4 digits, not 2
+    r = int(circles[0][2])
+    assert all(int(c[2]) == r for c in circles) and r >= max(map(width, labels)) / 2 + 2
+    by_column = {}
+    for cx, cy, _ in circles:
+        by_column.setdefault(cx, []).append(float(cy))
+    for ys in by_column.values():
+        assert min(np.diff(ys)) >= 2 * r + 4  # circles of one layer do not touch
 
 
 # -- a real browser --------------------------------------------------------------------------------------------

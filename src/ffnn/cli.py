@@ -130,13 +130,16 @@ def build_parser(all_commands=True):
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("gradcheck", help="check back_propagation against central differences")
+    p = sub.add_parser("gradcheck", help="check back_propagation against central differences",
+                       description="Compare back_propagation's gradients, in float64, with central differences of "
+                                   "the loss on a random network and batch; exit non-zero above the tolerance.")
     p.add_argument("--sizes", type=int, nargs="+", default=[5, 4, 3, 3], help="layer sizes (default 5 4 3 3)")
-    p.add_argument("-a", "--activation", default="tanh")
-    p.add_argument("--output", default="softmax")
-    p.add_argument("-l", "--loss", default="cross_entropy")
+    p.add_argument("-a", "--activation", default="tanh", help="hidden activation (default tanh)")
+    p.add_argument("--output", default="softmax", help="softmax or linear (default softmax)")
+    p.add_argument("-l", "--loss", default="cross_entropy", help="cross_entropy or squared_error (default "
+                                                                 "cross_entropy)")
     p.add_argument("--batch", type=int, default=7, help="examples in the batch (default 7)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the network and the batch (default 0)")
     p.add_argument("--tolerance", type=float, default=1e-6, help="largest allowed relative error (default 1e-6)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=cmd_gradcheck)
@@ -303,6 +306,9 @@ def cmd_evaluate(args):
     if not name:
         raise ConfigError("the model does not record its dataset; pass --dataset")
     saved_target = meta.get("target") if str(name).lower().endswith(".csv") else None  # only a CSV has columns
+    if args.target and saved_target and len(np.atleast_1d(args.target)) != len(np.atleast_1d(saved_target)):
+        raise ConfigError(f"the model predicts {', '.join(np.atleast_1d(saved_target))}; --target names "
+                          f"{', '.join(np.atleast_1d(args.target))}")
     ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or saved_target,
                    dtype=net.dtype.name, task=meta.get("task"))
     X_test, y_test = _as_trained(net, ds)
@@ -412,6 +418,13 @@ def read_feature_csv(path, n_features, target=None, feature_names=None):
     return X
 
 
+def _check_folder_of(path):
+    """A file the user names goes into a folder that exists: a typo must not create folders."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{path}: no folder {folder}; create it first, or write elsewhere")
+
+
 def _is_number(cell):
     try:
         float(cell)
@@ -454,8 +467,10 @@ def cmd_predict(args):
         for row in y_hat:
             writer.writerow([f"{v:.8g}" for v in row])
     if args.output:
+        _check_folder_of(args.output)
         write_text(args.output, out.getvalue())
-        print(f"wrote {plural(len(y_hat), 'prediction')} to {args.output}")
+        # on stderr: the output may be standard output itself (-o /dev/stdout)
+        print(f"ffnn: wrote {plural(len(y_hat), 'prediction')} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(out.getvalue())
     return 0

@@ -197,4 +197,7 @@ class TrainConfig:
                                       or any(sep and sep in self.name for sep in ("/", os.sep, os.altsep))):
             raise ConfigError(f"name must be a plain folder name (no path separators, not '.' or '..'); "
                               f"got {self.name!r}")
+        # one spelling of each name (Xavier and xavier are one setting, in config.json and in reports alike)
+        for name in ("activation", "weight_init", "optimizer", "lr_schedule"):
+            setattr(self, name, str(getattr(self, name)).lower())
         return self

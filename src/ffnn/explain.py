@@ -562,12 +562,32 @@ def render_text(expl):
 
 
 # -- HTML ----------------------------------------------------------------------------------------------------
-_SYMBOL = re.compile(r"^(grad_)?(y_hat|[A-Za-z])(\d*)(\^T)?$")
+_SYMBOL = re.compile(r"^(grad_)?(y_hat|[A-Za-z])(\d*|_[a-z])(\^T)?$")
 _FUNCTION = re.compile(r"^([A-Za-z]+'?)\((.+)\)$")
 
 
-def _mn(v):
-    return f"<mn>{_fmt(v).replace('-', '&#x2212;')}</mn>"
+def _mn(v, digits=4):
+    return f"<mn>{_fmt(v, digits).replace('-', '&#x2212;')}</mn>"
+
+
+# Fixed pieces of notation the HTML views share: L (script), y_hat, a partial derivative, a subscripted name.
+_LOSS = "<mi>&#x2112;</mi>"
+_Y_HAT = "<mover accent='true'><mi>y</mi><mo>&#x5E;</mo></mover>"
+
+
+def _sub(base, index):
+    """MathML for base_index: 'W', '2j1' -> W_{2j1} (a letter index is an identifier, digits a number)."""
+    index = f"<mn>{index}</mn>" if index.isdigit() else f"<mi>{index}</mi>" if len(index) == 1 else \
+        "<mrow>" + "".join(f"<mn>{c}</mn>" if c.isdigit() else f"<mi>{c}</mi>" for c in index) + "</mrow>"
+    base = base if base.startswith("<") else f"<mi>{base}</mi>"
+    return f"<msub>{base}{index}</msub>"
+
+
+def _d(top, bottom, inline=False):
+    """MathML for the partial derivative d top / d bottom (both already MathML); inline: with a slash."""
+    if inline:
+        return f"<mrow><mo>&#x2202;</mo>{top}<mo lspace='0' rspace='0'>/</mo><mo>&#x2202;</mo>{bottom}</mrow>"
+    return f"<mfrac><mrow><mo>&#x2202;</mo>{top}</mrow><mrow><mo>&#x2202;</mo>{bottom}</mrow></mfrac>"
 
 
 def _symbol(name):
@@ -577,7 +597,7 @@ def _symbol(name):
         grad, base, index, transpose = m.groups()
         core = "<mover accent='true'><mi>y</mi><mo>&#x5E;</mo></mover>" if base == "y_hat" else f"<mi>{base}</mi>"
         if index:
-            core = f"<msub>{core}<mn>{index}</mn></msub>"
+            core = _sub(core, index.lstrip("_"))
         if grad:
             core = f"<mrow><msub><mo>&#x2207;</mo>{core}</msub><mi>&#x2112;</mi></mrow>"
         if transpose:
@@ -624,7 +644,18 @@ def _matrix_mathml(M):
     return f'<mtable class="m">{rows}</mtable>'
 
 
+def _opener(op):
+    """MathML for what precedes the parenthesis of 'logistic(', '-(' or '2(', or None for other operators."""
+    m = re.match(r"^\s*(-|\d+|[A-Za-z]+)\($", op)
+    if m is None:
+        return None
+    head = m.group(1)
+    return "<mo>&#x2212;</mo>" if head == "-" else f"<mn>{head}</mn>" if head.isdigit() else f"<mi>{head}</mi>"
+
+
 def _parts_mathml(parts):
+    """The numbers of a step; a parenthesised group is one mrow whose parentheses (drawn by CSS, class
+    "paren", like the matrices' brackets) are as tall as the matrices inside."""
     out, summaries = [], []
     for i, p in enumerate(parts):
         if isinstance(p, Term):
@@ -635,6 +666,10 @@ def _parts_mathml(parts):
             else:
                 out.append(_symbol(p.name))
                 summaries.append(_summary(p))
+        elif _opener(p) is not None:
+            out.append(f'{_opener(p)}<mrow class="paren">')
+        elif p.strip() == ")":
+            out.append("</mrow>")
         else:
             out.append(_operator(p))
     return "".join(out), summaries
@@ -645,17 +680,63 @@ def _math(inner, block=True):
     return f'<math{display}>{inner}</math>'
 
 
+_G = "<mi>g</mi>"
+_G_PRIME = "<msup><mi>g</mi><mo>&#x2032;</mo></msup>"
+_GA = f"{_G}<mo>(</mo><mi>a</mi><mo>)</mo>"
+DERIVATIVES_MATHML = {  # DERIVATIVES for the page
+    "logistic": f"{_G_PRIME}<mo>(</mo><mi>a</mi><mo>)</mo><mo>=</mo>{_GA}<mo>(</mo><mn>1</mn><mo>&#x2212;</mo>{_GA}"
+                "<mo>)</mo>",
+    "tanh": f"{_G_PRIME}<mo>(</mo><mi>a</mi><mo>)</mo><mo>=</mo><mn>1</mn><mo>&#x2212;</mo><msup><mi>g</mi><mn>2</mn>"
+            "</msup><mo>(</mo><mi>a</mi><mo>)</mo>",
+    "relu": f"{_G_PRIME}<mo>(</mo><mi>a</mi><mo>)</mo><mo>=</mo><mn>1</mn><mtext>&#xA0;if&#xA0;</mtext><mi>a</mi>"
+            "<mo>&gt;</mo><mn>0</mn><mo>,</mo><mtext>&#xA0;else&#xA0;</mtext><mn>0</mn>",
+    "identity": f"{_G_PRIME}<mo>(</mo><mi>a</mi><mo>)</mo><mo>=</mo><mn>1</mn>",
+}
+_JACOBIAN_NOTE = (  # softmax + squared error, as the text's note says it
+    f"<msub><mo>&#x2207;</mo>{_Y_HAT}</msub>{_LOSS}<mo>=</mo><mn>2</mn><mo>(</mo>{_Y_HAT}<mo>&#x2212;</mo><mi>y</mi>"
+    f"<mo>)</mo><mo>,</mo><mspace width='0.5em'/>{_sub('J', 'ij')}<mo>=</mo>{_sub(_Y_HAT, 'i')}<mo>(</mo>"
+    f"{_sub('&#x3B4;', 'ij')}<mo>&#x2212;</mo>{_sub(_Y_HAT, 'j')}<mo>)</mo>")
+
+
+def _note_html(note):
+    """A step's note for the page: the text's ASCII formulas in MathML, '*' as the formula's ⊙."""
+    m = re.match(r"^\* elementwise; (\w+): (.*)$", note)
+    if m:
+        name, ascii_formula = m.groups()
+        formula = (_math(DERIVATIVES_MATHML[name], block=False) if name in DERIVATIVES_MATHML
+                   else html.escape(ascii_formula))
+        return f"{_math('<mo>&#x2299;</mo>', block=False)} elementwise; {html.escape(name)}: {formula}"
+    head, colon, _ = note.partition(": grad_y_hat = ")
+    if colon:
+        return f"{html.escape(head)}: {_math(_JACOBIAN_NOTE, block=False)}"
+    return html.escape(note)
+
+
+def _how_html(how):
+    """A check's description for the page: 'b3', 'eps W3[:, j]', 'dL/da2 = dL/db2' in MathML."""
+    def along(m):
+        k = m.group(1)
+        return _inline(f"{_sub('b', k)}<mo>+</mo><mi>&#x3B5;</mi>{_sub('W', k)}<mo>[</mo><mo>:</mo><mo>,</mo>"
+                       "<mi>j</mi><mo>]</mo>")
+
+    how = html.escape(how)
+    how = re.sub(r"dL/da(\d+) = dL/db(\d+)",
+                 lambda m: _inline(f"{_symbol('grad_a' + m.group(1))}<mo>=</mo>{_symbol('grad_b' + m.group(2))}"), how)
+    how = re.sub(r"\bb(\d+) \+ eps W\1\[:, j\]", along, how)
+    return re.sub(r"\bb(\d+)\b", lambda m: _inline(_sub("b", m.group(1))), how)
+
+
 def _step_html(step):
     numbers, summaries = _parts_mathml(step.parts)
     formula = _formula_mathml(step.formula)
-    note = f' <span class="note">({html.escape(step.note)})</span>' if step.note else ""
+    note = f' <span class="note">({_note_html(step.note)})</span>' if step.note else ""
     out = [f'<section class="step" id="step-{html.escape(step.key)}">',
            f'<div class="formula">{_math(formula, block=False)}{note}</div>',
            f'<div class="numbers">{_math(numbers)}</div>']
     out += [f'<p class="summary">{html.escape(s)}</p>' for s in summaries]
     if step.check is not None:
         cls, mark = ("ok", "&#x2713;") if step.check.ok else ("fail", "&#x2717; FAIL")
-        out.append(f'<p class="check {cls}">check: {html.escape(step.check.how)}: relative error '
+        out.append(f'<p class="check {cls}">check: {_how_html(step.check.how)}: relative error '
                    f'{step.check.error:.1e} {mark}</p>')
     out.append("</section>")
     return "\n".join(out)
@@ -673,6 +754,12 @@ def _shown_units(n, limit=10):
     return list(range(n)) if n <= limit else list(range(limit - 1))
 
 
+def _label_width(label):
+    """An upper bound on the width in pixels of a unit label at the SVG's 10px font (DejaVu Sans, wider than
+    most: digits and 'e' 0.64 em, '+' 0.84 em, '-' and '.' under 0.37 em)."""
+    return sum({".": 3.7, "-": 3.7, "+": 8.4}.get(c, 6.4) for c in label)
+
+
 def network_svg(expl):
     """The network as an SVG drawing; each edge W_k[i, j] coloured by its gradient grad_Wk[i, j]."""
     net, grads, cache = expl.net, expl.grads, expl.cache
@@ -680,7 +767,10 @@ def network_svg(expl):
     scale = max(float(np.abs(grads[f"W{k}"]).max()) for k in range(1, L + 1))
     units = [_shown_units(n) for n in sizes]
     rows = max(len(u) + (1 if len(u) < n else 0) for u, n in zip(units, sizes))
-    dx, dy, r = 190, 54, 16
+    # Unit labels show h to the text's 4 digits; every circle is wide enough for the longest of them.
+    labels = {(k, i): _fmt(cache.h[k][0, i]) for k in range(L + 1) for i in units[k]}
+    r = max(16, math.ceil(max(map(_label_width, labels.values())) / 2) + 4)
+    dx, dy = 190, max(54, 2 * r + 14)
     width, height = 120 + dx * L + 120, 90 + dy * rows + 64  # the scale bar and its caption below
     xs = [100 + dx * k for k in range(L + 1)]
 
@@ -700,7 +790,8 @@ def network_svg(expl):
                            f'y2="{y_of(k, i):.1f}" stroke="{_colour(g, scale)}" stroke-width="{w:.2f}">'
                            f'<title>W{k}[{i},{j}] = {_fmt(W[i, j])}, grad = {_fmt(g)}</title></line>')
     for k in range(L + 1):
-        label = "input h0" if k == 0 else ("output y_hat" if k == L else f"layer {k} h{k}")
+        h_k = f'h<tspan baseline-shift="sub" font-size="10px">{k}</tspan>'
+        label = f"input {h_k}" if k == 0 else ("output &#x177;" if k == L else f"layer {k} {h_k}")
         out.append(f'<text x="{xs[k]}" y="30" text-anchor="middle" class="layer">{label}</text>')
         out.append(f'<text x="{xs[k]}" y="48" text-anchor="middle" class="size">{plural(sizes[k], "unit")}</text>')
         values = cache.h[k][0]
@@ -711,7 +802,7 @@ def network_svg(expl):
                 tip += f", a{k}[{i}] = {_fmt(cache.a[k][0, i])}, grad_a{k}[{i}] = {_fmt(cache.grad_a[k][0, i])}"
             out.append(f'<circle cx="{xs[k]}" cy="{y:.1f}" r="{r}" class="unit"><title>{tip}</title></circle>')
             out.append(f'<text x="{xs[k]}" y="{y + 4:.1f}" text-anchor="middle" class="value">'
-                       f'{_fmt(values[i], 2)}</text>')
+                       f'{labels[k, i]}</text>')
         if len(units[k]) < sizes[k]:
             out.append(f'<text x="{xs[k]}" y="{y_of(k, len(units[k])) + 6:.1f}" text-anchor="middle" '
                        f'class="more">&#x22EE; {sizes[k] - len(units[k])} more</text>')
@@ -755,29 +846,84 @@ svg .value { font-size: 10px; fill: #222; }
 svg .layer { font-size: 14px; font-weight: bold; fill: #222; }
 svg .size, svg .more { font-size: 12px; fill: #555; }
 table.loss td { padding: 0.1em 0.8em 0.1em 0; }
+/* Parentheses as tall as the matrices inside, drawn like their brackets: a stretched glyph needs a math font. */
+mrow.paren { border-left: 1.5px solid #222; border-right: 1.5px solid #222; border-radius: 0.6em / 50%;
+             padding: 0.1em 0.3em; margin: 0 0.15em; }
+mtable.eqs mtd { text-align: left; text-align: -webkit-left; padding: 0.3em 0 0.3em 0.25em; }
+mtable.eqs mtd:first-child { text-align: right; text-align: -webkit-right; }
+div.loss { margin: 0.9em 0; }
 """
+
+
+def _loss_mathml(expl):
+    """The loss line (the text's ``loss_formula``) in MathML."""
+    out, Y = expl.net.output_layer, expl.y
+    value = f"<mo>=</mo>{_mn(expl.loss, 6)}"
+    log = "<mi>log</mi><mo>&#x2061;</mo>"
+    if out.loss_name == "cross_entropy" and Y.ndim == 1:
+        y_hat_l = float(expl.cache.h[expl.net.L][0, int(Y[0])])
+        return (f"{_LOSS}<mo>=</mo><mo>&#x2212;</mo>{log}{_sub(_Y_HAT, 'l')}<mo>=</mo><mo>&#x2212;</mo>{log}<mo>(</mo>"
+                f"{_mn(y_hat_l)}<mo>)</mo>{value}")
+    sum_j = "<munder><mo>&#x2211;</mo><mi>j</mi></munder>"
+    if out.loss_name == "cross_entropy":
+        return f"{_LOSS}<mo>=</mo><mo>&#x2212;</mo>{sum_j}{_sub('y', 'j')}{log}{_sub(_Y_HAT, 'j')}{value}"
+    return (f"{_LOSS}<mo>=</mo>{sum_j}<msup><mrow><mo>(</mo>{_sub(_Y_HAT, 'j')}<mo>&#x2212;</mo>{_sub('y', 'j')}"
+            f"<mo>)</mo></mrow><mn>2</mn></msup>{value}")
+
+
+_TIMES = "<mo>&#x2062;</mo>"   # invisible times: a product written by juxtaposition, as in the lecture
+_RECURSION_MATHML = {  # the chain's recursion lines (lhs, rhs) in the lecture's notation, counting from 1
+    "grad_h1[0]": (_d(_LOSS, _sub("h", "11")), "<munder><mo>&#x2211;</mo><mi>j</mi></munder>" + _sub("W", "2j1")
+                   + _TIMES + _d(_LOSS, _sub("a", "2j"))),
+    "grad_a1[0]": (_d(_LOSS, _sub("a", "11")), _d(_LOSS, _sub("h", "11")) + _TIMES + _G_PRIME + "<mo>(</mo>"
+                   + _sub("a", "11") + "<mo>)</mo>"),
+    "dL/dW_111": (_d(_LOSS, _sub("W", "111")), _d(_LOSS, _sub("a", "11")) + _TIMES + _sub("h", "01")),
+}
+
+
+def _inline(inner):
+    return _math(inner, block=False)
+
+
+def _paths_html(chain, sizes):
+    """_paths_sentences for the page: (paragraph, the sum over paths or None)."""
+    if len(sizes) == 2:
+        return "With no hidden layer there is one path, so the product is the whole derivative.", None
+    if chain.n_paths == 1:
+        return ("Every layer after the first has one unit, as in the lecture's thin network: there is one path, "
+                "so the product is the whole derivative.", None)
+    count = "<mo>&#xD7;</mo>".join(f"<mn>{n}</mn>" for n in sizes[2:])
+    count += f"<mo>=</mo><mn>{chain.n_paths}</mn>" if len(sizes) > 3 else ""
+    text = ("In a thin network (one unit per layer) that product is the whole derivative. Here every "
+            f"{_inline(_sub('h', 'ki'))} feeds each unit of layer {_inline('<mi>k</mi><mo>+</mo><mn>1</mn>')}, so "
+            f"{_inline(_d(_LOSS, _sub('W', '111'), inline=True))} sums such products over all {_inline(count)} paths:")
+    total = (f"sum over the {chain.n_paths} paths = {_fmt(chain.path_sum)}" if chain.path_sum is not None
+             else f"({chain.n_paths} paths: too many to add up one by one here)")
+    return text, total
 
 
 def _chain_html(chain, net):
     L = net.L
-    lecture = "<mo>&#x22C5;</mo>".join(
-        f"<mfrac><mrow><mo>&#x2202;</mo>{_partial(top)}</mrow><mrow><mo>&#x2202;</mo>{_partial(bottom)}</mrow></mfrac>"
-        for top, bottom in (label[1:].split("/d") for label, _, _ in chain.factors))
+    lecture = "<mo>&#x22C5;</mo>".join(_d(_partial(top), _partial(bottom))
+                                       for top, bottom in (label[1:].split("/d") for label, _, _ in chain.factors))
     numbers = "<mo>&#x22C5;</mo>".join(f"<mo>(</mo>{_mn(v)}<mo>)</mo>" for _, _, v in chain.factors)
-    w111 = "<msub><mi>W</mi><mn>111</mn></msub>"
-    derivative = f"<mfrac><mrow><mo>&#x2202;</mo><mi>&#x2112;</mi></mrow><mrow><mo>&#x2202;</mo>{w111}</mrow></mfrac>"
+    derivative = _d(_LOSS, _sub("W", "111"))
     if chain.n_paths > 1:  # one term of the sum over paths, not the whole derivative
         derivative = f"<mtext>this path&#x2019;s term of&#x2009;</mtext>{derivative}"
+    entry = "<mo>[</mo><mn>0</mn><mo>,</mo><mn>0</mn><mo>]</mo>"
     out = ['<section class="chain" id="chain">',
-           "<p>W<sub>111</sub> = W1[0,0] joins input x<sub>1</sub> to unit 1 of layer 1. "
+           f"<p>{_inline(_sub('W', '111') + '<mo>=</mo>' + _sub('W', '1') + entry)} joins input "
+           f"{_inline(_sub('x', '1'))} to unit 1 of layer 1 (arrays count from 0, the lecture from 1). "
            "Along the path through the first unit of every layer, the chain rule's factors are</p>",
            _math(f"{derivative}<mo>=</mo>{lecture}<mo>=</mo>{numbers}<mo>=</mo>{_mn(chain.path_product)}")]
-    sentences = _paths_sentences(chain, net.sizes)
-    out.append(f"<p>{html.escape(' '.join(s.strip() for s in sentences[:-1 if chain.n_paths > 1 else None]))}</p>")
-    if chain.n_paths > 1:
-        out.append(f'<p class="paths"><b>{html.escape(sentences[-1].strip())}</b></p>')
+    text, total = _paths_html(chain, net.sizes)
+    out.append(f"<p>{text}</p>")
+    if total is not None:
+        out.append(f'<p class="paths"><b>{html.escape(total)}</b></p>')
     out.append("<p>Backpropagation computes the same sum layer by layer; for the first unit:</p>" if L > 1 else
-               "<p>Backpropagation's grad_W1 = grad_a1 h0<sup>T</sup> gives, for its first entry:</p>")
+               f"<p>Backpropagation's {_inline(_formula_mathml(['grad_W1', '=', 'grad_a1', 'h0^T']))} gives, "
+               "for its first entry:</p>")
+    rows = []
     for lhs, rhs, numbers, value in chain.recursion:
         if numbers and isinstance(numbers[0], tuple):
             terms = "<mo>+</mo>".join(f"<mo>(</mo>{_mn(w)}<mo>)</mo><mo>(</mo>{_mn(g)}<mo>)</mo>"
@@ -786,11 +932,15 @@ def _chain_html(chain, net):
                 terms += f"<mo>+</mo><mo>&#x2026;</mo><mtext>&#x2009;({len(numbers)} terms)</mtext>"
         else:
             terms = "".join(f"<mo>(</mo>{_mn(v)}<mo>)</mo>" for v in numbers)
-        out.append(_math(f"<mtext>{html.escape(lhs)} = {html.escape(rhs)}</mtext><mo>=</mo>{terms}"
-                         f"<mo>=</mo>{_mn(value)}"))
+        lhs_m, rhs_m = _RECURSION_MATHML[lhs]
+        rows.append(f"<mtr><mtd>{lhs_m}</mtd><mtd><mo>=</mo>{rhs_m}</mtd>"
+                    f"<mtd><mo>=</mo>{terms}<mo>=</mo>{_mn(value)}</mtd></mtr>")
+    # one table, so that the lines' '=' align as in the text
+    table = '<mtable class="eqs" displaystyle="true">' + "".join(rows) + "</mtable>"
+    out.append(f'<div class="numbers">{_math(table)}</div>')
     ok = math.isclose(chain.recursion[-1][3], chain.backprop, rel_tol=1e-9, abs_tol=1e-15)
-    out.append(f'<p class="check {"ok" if ok else "fail"}">= grad_W1[0,0] from back_propagation: '
-               f'{_fmt(chain.backprop)} {"&#x2713;" if ok else "&#x2717; FAIL"}</p>')
+    out.append(f'<p class="check {"ok" if ok else "fail"}">= {_inline(_symbol("grad_W1") + entry)} from '
+               f'back_propagation: {_fmt(chain.backprop)} {"&#x2713;" if ok else "&#x2717; FAIL"}</p>')
     out.append("</section>")
     return "\n".join(out)
 
@@ -798,9 +948,8 @@ def _chain_html(chain, net):
 def _partial(name):
     """MathML for a_31, h_21, W_111, L in a partial derivative."""
     if name == "L":
-        return "<mi>&#x2112;</mi>"
-    base, index = name.split("_")
-    return f"<msub><mi>{base}</mi><mn>{index}</mn></msub>"
+        return _LOSS
+    return _sub(*name.split("_"))
 
 
 def render_html(expl):
@@ -826,13 +975,21 @@ def render_html(expl):
                     "<mover accent='true'><mi>y</mi><mo>&#x5E;</mo></mover><mo>=</mo><mi>O</mi><mo>(</mo>"
                     "<msub><mi>a</mi><mi>L</mi></msub><mo>)</mo>")]
     parts += [_step_html(s) for s in expl.forward]
-    parts.append(f'<p class="loss" id="loss">{html.escape(expl.loss_formula)}</p>')
+    parts.append(f'<div class="loss" id="loss">{_math(_loss_mathml(expl), block=False)}</div>')
     parts += ["<h2>Backward pass, in the lecture's order</h2>"]
     parts += [_step_html(s) for s in expl.backward]
     parts += ["<h2>The lecture's opening example: the chain rule for W<sub>111</sub></h2>",
               _chain_html(expl.chain, net)]
-    parts += [f"<h2>One gradient-descent step, &#x3B7; = {expl.learning_rate:g}</h2>"]
+    parts += [f"<h2>One gradient-descent step, &#x3B7; = {expl.learning_rate:g}</h2>",
+              _math(f"<mi>&#x3B8;</mi><mo>&#x2190;</mo><mi>&#x3B8;</mi><mo>&#x2212;</mo><mi>&#x3B7;</mi>"
+                    f"<msub><mo>&#x2207;</mo><mi>&#x3B8;</mi></msub>{_LOSS}")]
     parts += [_step_html(s) for s in expl.update]
+    # the text's "(b_k <- b_k - eta grad_bk likewise)"
+    parts.append('<p class="step" id="step-b_new">'
+                 + _inline(_formula_mathml(["b_k", "<-", "b_k", "-", "eta", "grad_b_k"]))
+                 + " likewise, for "
+                 + _inline(f"<mi>k</mi><mo>=</mo><mn>1</mn><mo>,</mo><mo>&#x2026;</mo><mo>,</mo><mn>{net.L}</mn>")
+                 + "</p>")
     parts.append('<table class="loss" id="step">'
                  f"<tr><td>loss before</td><td>{_fmt(expl.loss, 6)}</td></tr>"
                  f"<tr><td>loss after</td><td>{_fmt(expl.loss_after, 6)}</td></tr>"
@@ -950,8 +1107,11 @@ def cmd_explain(args):
     expl = explain(net, x, y, learning_rate=args.learning_rate, context=context)
     sys.stdout.write(render_text(expl))
     if args.html:
+        from .cli import _check_folder_of
+
+        _check_folder_of(args.html)
         write_text(args.html, render_html(expl))
-        print(f"wrote {args.html}")
+        print(f"ffnn: wrote {args.html}", file=sys.stderr)  # standard output holds the text alone
     return 0 if expl.ok else 1
 
 

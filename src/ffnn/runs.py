@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -124,7 +125,7 @@ def stop_on_sigint(trainer, log):
         previous = signal.getsignal(signal.SIGINT)
         def handler(signum, frame):
             trainer.stop_requested = True
-            log("\nstopping after this batch (press Ctrl-C again to abort at once)")
+            print("\nffnn: stopping after this batch (press Ctrl-C again to abort at once)", file=sys.stderr)
             signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread: no handler can be installed

@@ -41,7 +41,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field, fields
 
 from .config import TrainConfig, config_key
-from .errors import ConfigError, FFNNError
+from .errors import ConfigError, FFNNError, plural
 from .fsutil import write_text
 
 METHODS = ("grid", "random", "bayes")
@@ -918,7 +918,7 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     ran = []
     finished = count_trials(study)[0]
     if verbose:
-        log(f"study {study_name!r} in {store.display}: {finished} of {n_trials} trials finished; "
+        log(f"study {study_name!r} in {store.display}: {finished} of {plural(n_trials, 'trial')} finished; "
             f"runs go to {os.path.join(output_dir, TRIALS_DIR)}")
     while True:
         claimed = claim_trial(study, sweep, store, study_name, n_trials)
@@ -930,7 +930,7 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     finished = count_trials(study)[0]
     best = _best(study)
     if verbose:
-        line = f"study {study_name!r}: {finished} trials finished ({len(ran)} here)"
+        line = f"study {study_name!r}: {plural(finished, 'trial')} finished ({len(ran)} here)"
         diverged = [t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") == "diverged"]
         if diverged:  # their metric is the worst value, not a result: say so
             line += f"; {len(diverged)} diverged (trial {', '.join(map(str, diverged))})"
@@ -1046,7 +1046,7 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
     write_text(os.path.join(run_dir, TRIAL_FILE), json.dumps(record, indent=2) + "\n")
     if verbose:
         tag = {"PRUNED": "pruned", "FAIL": "lost"}.get(state.name, result.status)
-        log(f"trial {trial.number:>3} {name}: {sweep.metric} {value:.4f} ({tag}, {s['epochs_completed']} epochs, "
+        log(f"trial {trial.number:>3} {name}: {sweep.metric} {value:.4f} ({tag}, {plural(s['epochs_completed'], 'epoch')}, "
             f"{s['seconds']:.1f}s)")
 
 
