@@ -1046,8 +1046,8 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
     write_text(os.path.join(run_dir, TRIAL_FILE), json.dumps(record, indent=2) + "\n")
     if verbose:
         tag = {"PRUNED": "pruned", "FAIL": "lost"}.get(state.name, result.status)
-        log(f"trial {trial.number:>3} {name}: {sweep.metric} {value:.4f} ({tag}, {plural(s['epochs_completed'], 'epoch')}, "
-            f"{s['seconds']:.1f}s)")
+        epochs = plural(s["epochs_completed"], "epoch")
+        log(f"trial {trial.number:>3} {name}: {sweep.metric} {value:.4f} ({tag}, {epochs}, {s['seconds']:.1f}s)")
 
 
 # -- the command --------------------------------------------------------------------------------------------------
