@@ -435,3 +435,9 @@ def test_soft_targets_must_be_probabilities_for_cross_entropy():
     net.fit(X, np.full((4, 3), 1 / 3), epochs=1, batch_size=4, verbose=0)
     other = Network([3, 4, 3], loss="squared_error", dtype="float64", seed=0)
     other.fit(X, np.array([[1, 1, 0], [0, 1, 0], [.5, .5, .5], [0, 0, 2.]]), epochs=1, batch_size=4, verbose=0)
+
+
+def test_dropout_needs_a_hidden_layer():
+    with pytest.raises(ConfigError, match="dropout drops hidden units, and this network \\(4-3\\) has none"):
+        Network([4, 3], dropout=0.5)
+    assert Network([4, 3], dropout=0.0).dropout == 0.0 and Network([4, 2, 3], dropout=0.5).dropout == 0.5

@@ -123,6 +123,9 @@ class Network:
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
             raise ConfigError(f"dropout must be a probability in [0, 1); got {dropout!r}")
         self.dropout = float(dropout)
+        if self.dropout and len(self.sizes) < 3:
+            raise ConfigError(f"dropout drops hidden units, and this network ({'-'.join(map(str, self.sizes))}) has "
+                              "none; use dropout 0 or add a hidden layer")
         self.device = str(device).lower() if isinstance(device, str) else device
         self.L = len(self.sizes) - 1
         self.n_weights = sum(n_out * n_in for n_in, n_out in zip(self.sizes, self.sizes[1:]))
