@@ -207,6 +207,35 @@ def test_a_refused_refit_leaves_the_fitted_classifier_as_it_was():
     np.testing.assert_array_equal(clf.predict_proba(frame), proba)
     np.testing.assert_array_equal(clf.predict(frame), clf.classes_[proba.argmax(axis=1)])
     assert clf.network_.metadata["class_names"] == ["setosa", "versicolor", "virginica"]
+    # refused later, when the training is set up: a callback that is none
+    with pytest.raises(ConfigError, match="a callback is an object"):
+        clf.fit(frame, names, callbacks=[42])
+    clf.set_params(warm_start=True, activation="tanh")
+    with pytest.raises(ConfigError, match="a callback is an object"):
+        clf.fit(frame, names, callbacks=[42])
+    assert clf.loss_curve_ == curve and clf.n_iter_ == 5 and clf.network_.activation.name == "relu"
+    np.testing.assert_array_equal(clf.predict_proba(frame), proba)
+
+
+@no_convergence_warning
+def test_dropout_needs_a_hidden_layer_and_dtype_takes_numpy_types():
+    X, y = iris()
+    with pytest.raises(ConfigError, match="hidden_layer_sizes=\\(\\) gives none"):
+        FFNNClassifier(hidden_layer_sizes=(), dropout=0.5, max_iter=2).fit(X, y)
+    clf = FFNNClassifier(hidden_layer_sizes=(4,), dtype=np.float32, max_iter=2, random_state=0).fit(X, y)
+    assert clf.network_.dtype == np.float32
+
+
+def test_a_fit_stopped_by_an_error_counts_the_epochs_it_finished():
+    def fail_in_epoch_3(trainer, row):
+        if row["epoch"] == 3:
+            raise RuntimeError("stop")
+
+    X, y = regression(60)
+    reg = FFNNRegressor(hidden_layer_sizes=(8,), max_iter=10, batch_size=8, random_state=0)
+    with pytest.raises(RuntimeError, match="stop"):
+        reg.fit(X, y, callbacks=[fail_in_epoch_3])
+    assert reg.n_iter_ == len(reg.loss_curve_) == 3 and reg.t_ == 3 * 60
 
 
 @no_convergence_warning

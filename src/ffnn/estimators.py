@@ -223,12 +223,15 @@ class _BaseFFNN(BaseEstimator):
         _check_number("weight_decay", self.weight_decay, 0.0)
         if not (_is_number(self.dropout) and 0 <= self.dropout < 1):
             raise ConfigError(f"dropout must be a probability in [0, 1); got {self.dropout!r}")
+        if self.dropout and not hidden:
+            raise ConfigError(f"dropout={self.dropout!r} drops hidden units, and hidden_layer_sizes=() gives none; "
+                              "use dropout=0.0 or add a hidden layer")
         _check_number("tol", self.tol, 0.0)
         if not (_is_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction must be a number in (0, 1); got {self.validation_fraction!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
-        if str(self.dtype) not in DTYPES:
+        if _dtype_name(self.dtype) not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.optimizer_params is not None and not isinstance(self.optimizer_params, dict):
             raise ConfigError(f"optimizer_params must be a dict such as {{'beta1': 0.9}} or None; "
@@ -326,7 +329,44 @@ class _BaseFFNN(BaseEstimator):
             self.__dict__.update(before)
             raise
         n_train = X.shape[0] if train_rows is None else len(train_rows)
+        # What follows changes the estimator (and, warm, its network) before training starts: a refusal there (a
+        # bad callback, say) must leave it as it was too.
+        kept = None if first_pass else (self.network_, self.network_.activation, dict(self.network_.metadata),
+                                        self.network_.dropout)
+        bar = None
+        try:
+            trainer, monitor, net, core_layer, weighted, epochs = self._prepare(
+                first_pass, net if first_pass else None, seed if first_pass else None, optimizer, incremental,
+                validation, y_train, y_packed, early_stopping, n_train, callbacks)
+            bar = monitor.bar
+        except BaseException:
+            if kept is not None:
+                kept[0].activation, kept[0].metadata, kept[0].dropout = kept[1:]
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        net.output_layer = weighted
+        try:
+            trainer.fit(X, y_train, rows=train_rows)
+        finally:
+            net.output_layer = core_layer
+            if bar is not None:
+                bar.close()
+            self.n_iter_ += trainer.epoch  # the finished epochs, also when training stopped on an error
+            self.t_ += trainer.epoch * n_train
+        if early_stopping and self._best_theta is not None:
+            net.theta[...] = self._best_theta
+        self._best_theta = None
+        if not incremental and not early_stopping and not monitor.converged and trainer.epoch == epochs:
+            warnings.warn(f"{type(self).__name__} reached max_iter={self.max_iter} epochs before the training "
+                          f"loss stopped improving by more than tol={self.tol}; raise max_iter or the "
+                          "learning_rate", ConvergenceWarning)
+        return self
 
+    def _prepare(self, first_pass, net, seed, optimizer, incremental, validation, y_train, y_packed,
+                 early_stopping, n_train, callbacks):
+        """Set the estimator up for this fit and build its Trainer: (trainer, monitor, net, core output layer,
+        weighted output layer, epochs)."""
         if first_pass:
             self.network_ = net
             self._rng = seed
@@ -361,31 +401,16 @@ class _BaseFFNN(BaseEstimator):
         epochs = 1 if incremental else int(self.max_iter)
         core_layer = net.output_layer
         weighted = weighted_output_layer(core_layer, soft_targets=y_train is not y_packed)
-        bar = tqdm(total=epochs, desc=type(self).__name__, unit="epoch", leave=True) if self.verbose else None
-        monitor = _Monitor(self, net, weighted.loss, validation, early_stopping,
-                           check_convergence=not incremental, bar=bar, schedule=self._schedule)
         schedule = _EstimatorSchedule(self._schedule, offset=self.n_iter_ if incremental else 0)
+        monitor = _Monitor(self, net, weighted.loss, validation, early_stopping,
+                           check_convergence=not incremental, bar=None, schedule=self._schedule)
         trainer = Trainer(net, self._optimizer, epochs=epochs, batch_size=min(int(self.batch_size), n_train),
                           weight_decay=float(self.weight_decay), seed=self._rng,
                           callbacks=[monitor, *callbacks], verbose=0, schedule=schedule,
                           decoupled_weight_decay=bool(self.decoupled_weight_decay))
-        net.output_layer = weighted
-        try:
-            trainer.fit(X, y_train, rows=train_rows)
-        finally:
-            net.output_layer = core_layer
-            if bar is not None:
-                bar.close()
-        if early_stopping and self._best_theta is not None:
-            net.theta[...] = self._best_theta
-        self._best_theta = None
-        self.n_iter_ += trainer.epoch
-        self.t_ += trainer.epoch * n_train
-        if not incremental and not early_stopping and not monitor.converged and trainer.epoch == epochs:
-            warnings.warn(f"{type(self).__name__} reached max_iter={self.max_iter} epochs before the training "
-                          f"loss stopped improving by more than tol={self.tol}; raise max_iter or the "
-                          "learning_rate", ConvergenceWarning)
-        return self
+        if self.verbose:  # last, so that nothing after it can fail and leave the bar open; verbose asks for it
+            monitor.bar = tqdm(total=epochs, desc=type(self).__name__, unit="epoch", leave=True)
+        return trainer, monitor, net, core_layer, weighted, epochs
 
     def _pack_train(self, y, w, dtype, y_packed):
         """The packed training targets; the true ones unless a subclass smooths them."""
@@ -792,6 +817,13 @@ def _check_int(name, value, low):
 def _check_number(name, value, low):
     if not (_is_number(value) and value >= low):
         raise ConfigError(f"{name} must be a number >= {low}; got {value!r}")
+
+
+def _dtype_name(dtype):
+    try:  # "float32", np.float32 or np.dtype("float32")
+        return str(dtype) if isinstance(dtype, str) else np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
 
 
 def _seed_from(random_state):
