@@ -305,6 +305,19 @@ def test_folder_report_skips_a_run_with_an_unreadable_config(tmp_path):
     assert "best_confusion_matrix.png" in {os.path.basename(f) for f in result.figures}
 
 
+def test_folder_report_says_when_its_runs_train_on_several_datasets(tmp_path):
+    train_run(tmp_path / "runs", epochs=1)
+    train_run(tmp_path / "runs", epochs=1, dataset="wine")
+    notes = []
+    report.folder_trials(str(tmp_path / "runs"), notes)
+    assert any("these runs train on 2 datasets (digits, wine)" in n for n in notes)
+    train_run(tmp_path / "same", epochs=1)
+    train_run(tmp_path / "same", epochs=1, learning_rate=3e-3)
+    notes = []
+    report.folder_trials(str(tmp_path / "same"), notes)
+    assert not any("datasets" in n for n in notes)
+
+
 def test_run_report_with_an_unreadable_config_draws_the_curves(run_dir, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))

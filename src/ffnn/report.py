@@ -577,6 +577,10 @@ def folder_trials(folder, notes=None):
         if os.path.relpath(root, folder).count(os.sep) >= 2:
             dirs[:] = []
     summaries = [read_json(os.path.join(r, SUMMARY)) or {} for r in runs]
+    datasets = sorted({os.path.basename(str(c.get("dataset"))) for c in configs})
+    if len(datasets) > 1 and notes is not None:  # a ranking across them compares unlike numbers
+        notes.append(f"these runs train on {len(datasets)} datasets ({', '.join(datasets)}): their metrics are not "
+                     "comparable across them; report one dataset's runs at a time")
     keys = sorted({k for c in configs for k in c if k not in SKIP_KEYS})
     varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
     if any(s.get("best_val_accuracy") is not None for s in summaries):
