@@ -335,7 +335,7 @@ def test_regression_data_with_an_accuracy_metric_is_refused(tmp_path):
     assert not (tmp_path / "o").exists()  # refused before the study was created
 
 
-# B: the sweep file of the audit's reproductions
+# B: a one-epoch random sweep on digits, the base of the tests below
 B = {"method": "random", "parameters": {"dataset": {"value": "digits"}, "epochs": {"value": 1},
                                         "hidden_size": {"values": [8, 16]}}}
 
