@@ -312,7 +312,7 @@ def cmd_evaluate(args):
     ds = data.load(name, data_dir=args.data_dir or meta.get("data_dir"), target=args.target or saved_target,
                    dtype=net.dtype.name, task=meta.get("task"))
     X_test, y_test = _as_trained(net, ds)
-    target = Scaling.from_dict(meta["target_scaling"]) if meta.get("target_scaling") else None
+    target = Scaling.saved(meta, "target_scaling")
     result = net.evaluate(X_test, standard_targets(y_test, target))
     print(f"dataset {ds.name}: {len(y_test)} test examples")
     if target is not None:
@@ -335,7 +335,7 @@ def _as_trained(net, ds):
     meta = net.metadata
     X, y, own = ds.inputs("test"), ds.y_test, ds.scaling
     # "scaling": None is a model that takes features as they are (an estimator's); no key, an older file
-    saved = Scaling.from_dict(meta["scaling"]) if meta.get("scaling") else None
+    saved = Scaling.saved(meta, "scaling")
     as_given = "scaling" in meta and meta["scaling"] is None
     names, file_names = meta.get("feature_names"), ds.feature_names
     columns = _columns_by_name(file_names, names, ds.name) if names and file_names else None
@@ -418,13 +418,6 @@ def read_feature_csv(path, n_features, target=None, feature_names=None):
     return X
 
 
-def _check_folder_of(path):
-    """A file the user names goes into a folder that exists: a typo must not create folders."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{path}: no folder {folder}; create it first, or write elsewhere")
-
-
 def _is_number(cell):
     try:
         float(cell)
@@ -435,7 +428,7 @@ def _is_number(cell):
 
 def cmd_predict(args):
     from .data import Scaling
-    from .fsutil import write_text
+    from .fsutil import require_folder, write_text
     from .network import Network
 
     net = Network.load(_model_path(args.model))
@@ -449,9 +442,9 @@ def cmd_predict(args):
                   file=sys.stderr)
         X = scaling.transform(X)
     y_hat = net.predict_proba(X.astype(net.dtype))
-    if meta.get("target_scaling"):  # outputs in the targets' own units
-        target = Scaling.from_dict(meta["target_scaling"])
-        y_hat = y_hat.astype(np.float64) * target.scale + target.offset
+    target = Scaling.saved(meta, "target_scaling")
+    if target is not None:  # outputs in the targets' own units
+        y_hat = target.inverse_transform(y_hat)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if net.output_layer.output == "softmax":
@@ -467,7 +460,7 @@ def cmd_predict(args):
         for row in y_hat:
             writer.writerow([f"{v:.8g}" for v in row])
     if args.output:
-        _check_folder_of(args.output)
+        require_folder(args.output)
         write_text(args.output, out.getvalue())
         # on stderr: the output may be standard output itself (-o /dev/stdout)
         print(f"ffnn: wrote {plural(len(y_hat), 'prediction')} to {args.output}", file=sys.stderr)

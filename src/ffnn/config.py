@@ -15,7 +15,7 @@ from .backend import DEVICES
 from .errors import ConfigError
 from .initializers import get_initializer
 from .network import DTYPES
-from .optimizers import OPTIMIZERS
+from .optimizers import DECAY_RATES, OPTIMIZERS
 from .outputs import canonical_loss, canonical_output
 
 
@@ -32,7 +32,7 @@ def config_key(key):
     return ALIASES.get(key, ALIASES.get(key.lower(), key))
 
 
-OPTIMIZER_FIELDS = ("momentum", "beta", "beta1", "beta2", "epsilon")  # the rules' hyperparameters a config holds
+OPTIMIZER_FIELDS = DECAY_RATES + ("epsilon",)  # the rules' hyperparameters a config holds
 
 
 @dataclass

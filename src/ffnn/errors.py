@@ -1,5 +1,7 @@
 """ffnn's own exceptions: each carries one line that says what is wrong and what is allowed."""
 
+import numbers
+
 
 class FFNNError(Exception):
     """Base class of every error ffnn raises on purpose (bad input, bad file, bad configuration)."""
@@ -29,3 +31,10 @@ def unknown_name(kind, name, valid):
 def plural(n, word):
     """``1 epoch``, ``2 epochs``: a count in a message."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def positive_int(name, value):
+    """``value`` as an int when it is a positive integer (NumPy's too); a ConfigError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)

@@ -1101,15 +1101,13 @@ def _output_and_loss(args, task):
 
 
 def cmd_explain(args):
-    from .fsutil import write_text
+    from .fsutil import require_folder, write_text
 
     net, x, y, context = build_example(args)
     expl = explain(net, x, y, learning_rate=args.learning_rate, context=context)
     sys.stdout.write(render_text(expl))
     if args.html:
-        from .cli import _check_folder_of
-
-        _check_folder_of(args.html)
+        require_folder(args.html)
         write_text(args.html, render_html(expl))
         print(f"ffnn: wrote {args.html}", file=sys.stderr)  # standard output holds the text alone
     return 0 if expl.ok else 1

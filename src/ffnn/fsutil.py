@@ -6,8 +6,11 @@ is followed (the file it points to is replaced, the link stays), and something t
 """
 
 import contextlib
+import json
 import os
 import tempfile
+
+from .errors import ConfigError
 
 
 @contextlib.contextmanager
@@ -21,7 +24,7 @@ def atomic_write(path, mode="wb"):
     if os.path.isdir(path):
         raise IsADirectoryError(21, "is a folder, not a file", given)
     if _stream(given, path):  # appended to: /dev/stdout may stand for a file the shell opened to append to
-        with open(given, mode.replace("w", "a"), **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+        with open(given, mode.replace("w", "a"), **_text_args(mode)) as f:
             yield f
         return
     folder = os.path.dirname(path)
@@ -33,7 +36,7 @@ def atomic_write(path, mode="wb"):
     except OSError as exc:  # named after the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, given) from None
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+        with os.fdopen(fd, mode, **_text_args(mode)) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -44,6 +47,10 @@ def atomic_write(path, mode="wb"):
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _text_args(mode):
+    return {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
 
 
 def _stream(given, real):
@@ -59,10 +66,15 @@ def _stream(given, real):
     return target.startswith("/proc/") or os.path.realpath(os.path.dirname(given) or ".").startswith("/proc/")
 
 
+def require_folder(path):
+    """A file the user names goes into a folder that exists: a typo must not create folders (atomic_write would)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{path}: no folder {folder}; create it first, or write elsewhere")
+
+
 def read_json(path):
     """The value in a JSON file, or None when there is none or it cannot be read."""
-    import json
-
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

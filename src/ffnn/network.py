@@ -37,7 +37,7 @@ from . import cuda
 from .activations import get_activation
 from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, positive_int
 from .initializers import get_initializer
 from .kernels import count_correct
 from .outputs import GRADIENTS, get_output_layer
@@ -301,7 +301,7 @@ class Network:
     # -- using a trained network ------------------------------------------------------------------------
     def predict_proba(self, X, batch_size=1024):
         """y_hat for every row of X, computed in chunks; shape (N, k), as a NumPy array."""
-        batch_size = _chunk_size(batch_size)
+        batch_size = positive_int("batch_size", batch_size)
         X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         converted = self._chunk_buffer(X, batch_size) if isinstance(X, ScaledBytes) else None
@@ -323,7 +323,7 @@ class Network:
     def evaluate(self, X, y, batch_size=1024, rows=None):
         """{"loss": mean loss, "accuracy": fraction correct (softmax outputs only)} over X, or over the rows
         ``rows`` (an index array) of X without copying them out."""
-        batch_size = _chunk_size(batch_size)
+        batch_size = positive_int("batch_size", batch_size)
         X = self._check_X(X, finite=False)  # each chunk is checked as it is used
         y = self._check_y(y, X.shape[0])
         n = X.shape[0] if rows is None else len(rows)
@@ -443,12 +443,6 @@ class Network:
                 raise DataError(f"soft targets for softmax + cross_entropy must be probabilities (non-negative, each "
                                 f"row summing to 1); row {i} sums to {sums[i]:.6g}")
         return y
-
-
-def _chunk_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
-    return int(batch_size)
 
 
 def _check_sizes(sizes):

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -92,10 +93,7 @@ def build_network(config, dataset):
 
 def target_scaling(y):
     """The Scaling that standardises regression targets y, shape (n,) or (n, k): per output, mean and std."""
-    y = np.asarray(y, np.float64).reshape(len(y), -1)
-    std = y.std(axis=0)
-    std[std == 0] = 1.0
-    return Scaling(offset=y.mean(axis=0), scale=std)
+    return Scaling.standardising(np.asarray(y, np.float64).reshape(len(y), -1))
 
 
 def load_dataset(config):
@@ -187,8 +185,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
     if config.batch_size > n_train:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {n_train} training examples; "
                           f"use at most {n_train}")
-    target_scaling = Scaling.from_dict(net.metadata["target_scaling"]) if net.metadata.get("target_scaling") \
-        else None
+    target_scaling = Scaling.saved(net.metadata, "target_scaling")
     X, y = net._check_X(X), net._check_y(standard_targets(y, target_scaling), X.shape[0])
     optimizer = get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs())
     files = _EpochFiles(run_dir)
@@ -338,7 +335,6 @@ def _remove_run_dir(path):
     for name in os.listdir(path):
         if name != CONFIG and not name.startswith("."):
             return  # something besides the run's own config: leave it all
-    import shutil
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -352,7 +348,7 @@ def standard_targets(y, target_scaling):
 def rmse(net, X, y, target_scaling):
     """Root mean squared error of a regression network's outputs in the targets' own units, over every example and
     output (several outputs of different units are best compared one by one)."""
-    y_hat = net.predict(X).astype(np.float64) * target_scaling.scale + target_scaling.offset
+    y_hat = target_scaling.inverse_transform(net.predict(X))
     y = np.asarray(y, np.float64).reshape(y_hat.shape)
     return float(np.sqrt(np.mean((y_hat - y) ** 2)))
 

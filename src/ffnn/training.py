@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import cuda, outputs
 from .activations import ACTIVATIONS
 from .arrays import staggered_zeros_like, take_rows
-from .errors import ConfigError, DataError, TrainingDiverged, plural
+from .errors import ConfigError, DataError, TrainingDiverged, plural, positive_int
 from .fsutil import write_text
 from .kernels import count_correct
 from .optimizers import OPTIMIZERS, Optimizer, _own_kernel, get_optimizer
@@ -123,13 +123,13 @@ class Trainer:
                  label_smoothing=0.0):
         self.net = net
         self.optimizer = optimizer
-        self.epochs = _positive_int("epochs", epochs)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.epochs = positive_int("epochs", epochs)
+        self.batch_size = positive_int("batch_size", batch_size)
         if not (isinstance(weight_decay, numbers.Real) and not isinstance(weight_decay, bool)
                 and math.isfinite(weight_decay) and weight_decay >= 0):
             raise ConfigError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
-        self.patience = None if patience in (None, 0) else _positive_int("patience", patience)
+        self.patience = None if patience in (None, 0) else positive_int("patience", patience)
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.callbacks = [_callback(cb) for cb in (callbacks or ())]
         self.verbose = verbose
@@ -583,7 +583,3 @@ def fit(net, X, y, *, epochs=10, batch_size=64, optimizer="adam", learning_rate=
     return trainer.fit(X, net.xp.asarray(y), validation_data, rows, validation_rows)  # X: as _check_X gives it
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)

@@ -85,6 +85,26 @@ class Scaling:
         return {"offset": self.offset.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
+    def standardising(cls, X, source="data", column_names=None):
+        """The Scaling to mean 0 and standard deviation 1 of each column of the float64 X (a constant column:
+        scale 1); a DataError naming the column (of ``source``) whose values are too large to square."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = X.mean(axis=0), X.std(axis=0)
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        if bad.any():
+            j = int(np.argmax(bad))
+            column = repr(column_names[j]) if column_names else str(j + 1)
+            raise DataError(f"{source}: feature column {column} has values too large to standardise (up to "
+                            f"{np.abs(X[:, j]).max():.3g}); rescale it to at most about 1e150")
+        std[std == 0] = 1.0
+        return cls(offset=mean, scale=std)
+
+    @classmethod
+    def saved(cls, metadata, key):
+        """The Scaling a model's metadata holds under ``key`` ("scaling", "target_scaling"), or None."""
+        return cls.from_dict(metadata[key]) if metadata.get(key) else None
+
+    @classmethod
     def from_dict(cls, d):
         """Inverse of :meth:`to_dict`."""
         try:
@@ -478,17 +498,7 @@ def _standardised(name, X_train, y_train, X_test, y_test, class_names, task, dty
                  source=None):
     """Standardise features with the train split's mean and std (std 0 -> 1)."""
     X_train = np.asarray(X_train, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = X_train.mean(axis=0)
-        std = X_train.std(axis=0)
-    bad = ~(np.isfinite(mean) & np.isfinite(std))
-    if bad.any():
-        j = int(np.argmax(bad))
-        column = repr(feature_names[j]) if feature_names else str(j + 1)
-        raise DataError(f"{name}: feature column {column} has values too large to standardise (up to "
-                        f"{np.abs(X_train[:, j]).max():.3g}); rescale it to at most about 1e150")
-    std[std == 0] = 1.0
-    scaling = Scaling(offset=mean, scale=std)
+    scaling = Scaling.standardising(X_train, name, feature_names)
     return Dataset(
         name=name,
         X_train=scaling.transform(X_train).astype(dtype, copy=False),
