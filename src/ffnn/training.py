@@ -23,6 +23,7 @@ from .fsutil import write_text
 from .kernels import count_correct
 from .optimizers import OPTIMIZERS, Optimizer, _own_kernel, get_optimizer
 from .schedules import get_schedule
+from .threads import ThreadChoice
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -154,6 +155,7 @@ class Trainer:
             raise ConfigError("label_smoothing needs a softmax output (class labels)")
         self.label_smoothing = float(label_smoothing)
         self._grad = staggered_zeros_like(net.theta)
+        self._threads = ThreadChoice(net)  # the BLAS thread count for the batches, by timing (ffnn.threads)
         self._snapshot = None
         self._device_run = None     # the _DeviceBatches of the last fit on a GPU
         self.graph_steps = 0        # steps replayed from a captured CUDA graph (device 'cuda')
@@ -222,6 +224,7 @@ class Trainer:
         on_device = xp is not np
         if not on_device:
             s = _Batches(self, X, y, n)
+            self._threads.start_run()
         else:  # kept, with its captured step, for the next fit on the same device arrays (not on copies of host
             # arrays, which could have changed since)
             run = self._device_run
@@ -285,26 +288,28 @@ class Trainer:
         """One pass over the rows ``perm`` in mini-batches; returns (summed loss, correct predictions)."""
         net, B = self.net, s.B
         loss_sum, correct = 0.0, 0
-        for i, start in enumerate(range(0, s.n, B)):
-            idx = perm[start:start + B]
-            m = idx.shape[0]
-            cache, xb, yb = s.caches[m], s.X_buf[:m], s.y_buf[:m]
-            take_rows(s.X, idx, out=xb)
-            s.y.take(idx, axis=0, out=yb)
-            y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
-            loss = net.loss(cache, yb, check=False)
-            if not math.isfinite(loss):
-                self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
-            net.back_propagation(cache, yb, out=self._grad, check=False)
-            self._update(s)
-            loss_sum += loss * m
-            if s.softmax:
-                labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                correct += count_correct(y_hat, labels)
-            if bar is not None:
-                bar.update(1)
-            if self.stop_requested:
-                break
+        with self._threads as threads:
+            for i, start in enumerate(range(0, s.n, B)):
+                idx = perm[start:start + B]
+                m = idx.shape[0]
+                cache, xb, yb = s.caches[m], s.X_buf[:m], s.y_buf[:m]
+                take_rows(s.X, idx, out=xb)
+                s.y.take(idx, axis=0, out=yb)
+                y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
+                loss = net.loss(cache, yb, check=False)
+                if not math.isfinite(loss):
+                    self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
+                net.back_propagation(cache, yb, out=self._grad, check=False)
+                self._update(s)
+                loss_sum += loss * m
+                if s.softmax:
+                    labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                    correct += count_correct(y_hat, labels)
+                if bar is not None:
+                    bar.update(1)
+                if self.stop_requested:
+                    break
+                threads.batch_done(m)
         return loss_sum, correct
 
     def _update(self, s):

@@ -1,0 +1,162 @@
+"""How many threads the training loop's matrix products use: the BLAS's own number, or one, whichever is faster now.
+
+Several threads usually make ffnn's products faster, but not always on a virtual machine. On a 2-core one,
+784-128-128-10 at batch 64 with Adam took 0.37 s per epoch with two BLAS threads and 0.46 s with one for a while,
+then 0.68 s with two and still 0.46 s with one, for tens of seconds at a time, as the host moved the two cores
+where sharing work between them is slow. So the training loop times blocks of batches (BLOCK_SECONDS each) with the
+thread count it uses, now and then runs one block with the other, and switches when the other is faster. After a
+try that lost, the next waits until such tries cost at most PROBE_COST of the time (LAST_PROBE blocks at most); it
+comes at once when the blocks of the setting in use become faster or slower by a factor CHANGE, as they do when the
+machine's phase changes.
+
+The numbers do not depend on the choice. A product whose bits change with the thread count (OpenBLAS splits a long
+inner dimension, like the 784 inputs of the first layer, differently for one thread than for several) is found on
+random data of its shapes the first time it runs on one thread, and from then on runs on all of them; every other
+product gives the same bits either way. A run is therefore bit-identical to one with the thread count fixed (a test
+checks it).
+
+This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
+with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` turns it off.
+"""
+
+import os
+import threading
+import time
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+BLOCK_SECONDS = 0.02  # a timed block: batches until this much time has passed
+FIRST_PROBE = 4       # blocks before the other thread count is first tried, and again after a switch
+PROBE_COST = 0.005    # after a try that lost, enough blocks that such tries cost at most this fraction of the time,
+LAST_PROBE = 256      # but at most this many
+CHANGE = 1.2          # the smoothed time per row of the setting in use changing by this factor tries the other
+MARGIN = 0.03         # the other count must be this much faster to take over
+SMOOTHING = 0.5       # weight of the newest block in the smoothed time per row
+
+_controllers = None   # threadpoolctl's controllers of the loaded BLAS libraries, found once
+
+
+def _blas_libraries():
+    global _controllers
+    if _controllers is None:
+        _controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controllers
+
+
+class ThreadChoice:
+    """Chooses, block by block, between the BLAS's thread counts and one thread for one training run's batches.
+
+    ``start_run()`` at the start of each fit, then ``with choice: ... choice.batch_done(rows)`` around the batches
+    of each epoch; it leaves the BLAS as it found it. Where there is no choice to make (``enabled`` False), the
+    ``with`` and ``batch_done`` do nothing.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.enabled = False           # set by start_run
+        self.libraries = []            # (threadpoolctl controller, the thread count it had)
+        self.preferred = False         # one thread is the faster setting (False: the BLAS's own count)
+        self.one = False               # the block now running uses one thread
+        self.per_row = [None, None]    # smoothed seconds per row: with the BLAS's count, with one thread
+        self.usual = [None, None]      # each setting's per-row time when it was last compared with the other
+        self.interval = self.countdown = FIRST_PROBE
+        self.varies = {}               # id(out) -> (out, whether the product's bits change with the thread count)
+        self.blocks = [0, 0]           # blocks timed with each setting
+        self._matmul = None
+
+    def start_run(self):
+        """At the start of a fit: whether there is a choice to make now, and a fresh look at its products (the
+        timings carry over from the last fit of the same network and batch size)."""
+        libraries = _blas_libraries() if self.net.xp is np else []
+        self.libraries = [(lib, lib.num_threads) for lib in libraries]
+        self.enabled = bool(
+            not os.environ.get("FFNN_FIXED_THREADS") and threading.current_thread() is threading.main_thread()
+            and any(threads > 1 for _, threads in self.libraries))
+        self.varies = {}
+
+    def __enter__(self):
+        if self.enabled:
+            self._matmul = self.net._matmul
+            self.start, self.rows, self.warm = time.perf_counter(), 0, False  # the first block warms up: not timed
+            self._use(self.preferred)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._use(False)
+            self.net._matmul = self._matmul
+
+    def batch_done(self, rows):
+        """Count a finished batch of ``rows`` rows; at the end of a block, time it and pick the next block's
+        setting."""
+        if not self.enabled:
+            return
+        self.rows += rows
+        now = time.perf_counter()
+        if now - self.start < BLOCK_SECONDS:
+            return
+        if self.warm:
+            self._observe((now - self.start) / self.rows)
+        self.warm = True
+        self._use(self.preferred if self.countdown > 0 else not self.preferred)
+        self.start, self.rows = time.perf_counter(), 0
+
+    def _observe(self, per_row):
+        ran, preferred = self.one, self.preferred
+        self.blocks[ran] += 1
+        if ran != preferred:  # a try of the other setting
+            self.per_row[ran] = per_row
+            if per_row < self.per_row[preferred] * (1 - MARGIN):
+                self.preferred, self.interval = ran, FIRST_PROBE
+            else:  # the next try waits until tries cost at most PROBE_COST of the time, as far as they lose
+                lost = per_row / self.per_row[preferred] - 1
+                self.interval = min(max(FIRST_PROBE, int(lost / PROBE_COST)), LAST_PROBE)
+            self.usual[self.preferred] = self.per_row[self.preferred]
+            self.countdown = self.interval
+            return
+        old = self.per_row[ran]
+        self.per_row[ran] = now = per_row if old is None else old + SMOOTHING * (per_row - old)
+        usual = self.usual[ran]
+        if usual is None:
+            self.usual[ran] = now
+        self.countdown -= 1
+        if usual is not None and not usual / CHANGE < now < usual * CHANGE:
+            self.countdown = 0  # the machine changed: the other setting may be the faster one now
+
+    def _use(self, one):
+        if one != self.one:
+            self._set_threads(one)
+        self.one = one
+        self.net._matmul = self.matmul if one else self._matmul
+
+    def _set_threads(self, one):
+        for lib, threads in self.libraries:
+            lib.set_num_threads(1 if one else threads)
+
+    def matmul(self, A, B, out):
+        """``np.matmul(A, B, out=out)`` on one thread, or on all of them for a product whose bits depend on it."""
+        known = self.varies.get(id(out))
+        if known is None or known[0] is not out:
+            known = self.varies[id(out)] = (out, self._bits_vary(A, B, out))
+        if not known[1]:
+            return np.matmul(A, B, out=out)
+        self._set_threads(False)
+        try:
+            return np.matmul(A, B, out=out)
+        finally:
+            self._set_threads(True)
+
+    def _bits_vary(self, A, B, out):
+        # The same product on random numbers laid out as A, B and out are, with one thread and with all of them.
+        rng = np.random.default_rng(0)
+        A_, B_, one, many = (np.empty_like(x) for x in (A, B, out, out))
+        A_[...] = rng.standard_normal(A.shape)
+        B_[...] = rng.standard_normal(B.shape)
+        np.matmul(A_, B_, out=one)
+        self._set_threads(False)
+        try:
+            np.matmul(A_, B_, out=many)
+        finally:
+            self._set_threads(True)
+        return not np.array_equal(one, many)

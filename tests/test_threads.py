@@ -1,0 +1,141 @@
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import ffnn
+from ffnn import threads
+from ffnn.errors import TrainingDiverged
+from ffnn.optimizers import get_optimizer
+from ffnn.threads import ThreadChoice
+from ffnn.training import Trainer
+
+
+def blas_threads():
+    return [lib.num_threads for lib in threads._blas_libraries()]
+
+
+def images(n=512, seed=0):
+    """Rows of 784 features, as many as Fashion-MNIST's: the first layer's product has the long inner dimension
+    that OpenBLAS splits differently on one thread than on several."""
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def train(epochs=2, batch=128, optimizer="adam", seed=0, n=512, hidden=128):
+    X, y = images(n)
+    net = ffnn.Network([784, hidden, hidden, 10], activation="tanh", seed=seed)
+    trainer = Trainer(net, get_optimizer(optimizer, 1e-3), epochs=epochs, batch_size=batch, seed=seed, verbose=0)
+    trainer.fit(X, y)
+    return trainer
+
+
+@pytest.fixture
+def alternating(monkeypatch):
+    """Every batch is a timed block, and every other block tries the other thread count."""
+    monkeypatch.setattr(threads, "BLOCK_SECONDS", 0.0)
+    monkeypatch.setattr(threads, "FIRST_PROBE", 1)
+    monkeypatch.setattr(threads, "LAST_PROBE", 1)
+    monkeypatch.delenv("FFNN_FIXED_THREADS", raising=False)
+
+
+def test_a_run_switching_thread_counts_is_bit_identical_to_a_fixed_one(alternating, monkeypatch):
+    with threadpool_limits(2, user_api="blas"):
+        switching = train()
+        monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
+        fixed = train()
+    choice = switching._threads
+    assert choice.enabled and choice.blocks[0] > 2 and choice.blocks[1] > 2  # both counts really ran
+    assert not fixed._threads.enabled
+    np.testing.assert_array_equal(switching.net.theta, fixed.net.theta)
+    assert switching.history["loss"] == fixed.history["loss"]
+
+
+def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all_threads(alternating, monkeypatch):
+    # Without the check, the products the check finds would run on one thread; where this BLAS has such products
+    # the weights then differ from a fixed run, which shows that the test above would notice a missing check.
+    with threadpool_limits(2, user_api="blas"):
+        checked = train()
+        found = [entry[1] for entry in checked._threads.varies.values()]
+        monkeypatch.setattr(ThreadChoice, "_bits_vary", lambda self, A, B, out: False)
+        unchecked = train()
+        monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
+        fixed = train()
+    assert found and not all(found)  # each product was looked at; most give the same bits either way
+    np.testing.assert_array_equal(checked.net.theta, fixed.net.theta)
+    if any(found):
+        assert not np.array_equal(unchecked.net.theta, fixed.net.theta)
+    else:
+        np.testing.assert_array_equal(unchecked.net.theta, fixed.net.theta)
+
+
+def test_the_blas_thread_count_is_restored_after_a_run_and_after_an_error(alternating):
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        trainer = train(epochs=1)
+        assert trainer._threads.blocks[1] > 0 and blas_threads() == before
+        assert trainer.net._matmul is np.matmul
+        X, y = images(256)
+        net = ffnn.Network([784, 64, 10], seed=0)
+        losses = iter([1.0] * 5 + [float("nan")])
+        net.loss = lambda cache, y, check=True: next(losses)  # the sixth batch diverges
+        with pytest.raises(TrainingDiverged, match="batch 6"):
+            Trainer(net, get_optimizer("sgd", 0.1), epochs=3, batch_size=32, seed=0, verbose=0).fit(X, y)
+        assert blas_threads() == before and net._matmul is np.matmul
+
+
+def test_no_choice_without_several_blas_threads_or_outside_the_main_thread(alternating):
+    with threadpool_limits(1, user_api="blas"):
+        assert not train(epochs=1)._threads.enabled
+    with threadpool_limits(2, user_api="blas"):
+        result = {}
+        worker = threading.Thread(target=lambda: result.setdefault("trainer", train(epochs=1)))
+        worker.start()
+        worker.join()
+        assert not result["trainer"]._threads.enabled and result["trainer"].epoch == 1
+
+
+class Timings:
+    """A ThreadChoice fed with made-up block times: which setting runs next after each."""
+
+    def __init__(self):
+        self.choice = ThreadChoice(ffnn.Network([2, 2], seed=0))
+        self.choice._use = lambda one: setattr(self.choice, "one", one)
+
+    def block(self, per_row):
+        c = self.choice
+        c._observe(per_row)
+        c._use(c.preferred if c.countdown > 0 else not c.preferred)
+        return "one" if c.one else "many"
+
+
+def test_the_faster_setting_takes_over_and_a_losing_one_is_tried_as_rarely_as_its_loss_asks():
+    t = Timings()
+    assert [t.block(1.0) for _ in range(threads.FIRST_PROBE)] == ["many"] * (threads.FIRST_PROBE - 1) + ["one"]
+    assert t.block(0.5) == "one"  # one thread was faster: it takes over
+    assert t.choice.preferred
+    runs = [t.block(0.5) for _ in range(threads.FIRST_PROBE)]
+    assert runs[-1] == "many"
+    assert t.block(0.6) == "one"  # the try with many threads lost, by 20%
+    # the next try waits until such tries cost at most PROBE_COST of the time
+    wait = int((0.6 / 0.5 - 1) / threads.PROBE_COST)
+    assert wait > 2 * threads.FIRST_PROBE
+    runs = [t.block(0.5) for _ in range(wait)]
+    assert runs == ["one"] * (wait - 1) + ["many"]
+    assert t.block(5.0) == "one"  # a loss of 900%: the wait is capped
+    runs = [t.block(0.5) for _ in range(threads.LAST_PROBE)]
+    assert runs == ["one"] * (threads.LAST_PROBE - 1) + ["many"]
+
+
+def test_a_change_in_the_speed_of_the_setting_in_use_tries_the_other_at_once():
+    t = Timings()
+    for _ in range(threads.FIRST_PROBE - 1):
+        t.block(1.0)
+    assert t.block(1.0) == "one" and t.block(1.5) == "many"  # the try lost: many threads stay
+    assert [t.block(1.1) for _ in range(3)] == ["many"] * 3  # within the factor CHANGE: no try
+    assert t.block(2.0) == "one"  # far slower than when last compared: the other count is tried next
+    assert t.block(0.9) == "one" and t.choice.preferred
+    assert [t.block(0.9) for _ in range(3)] == ["one"] * 3
+    assert t.block(0.5) == "many"  # and far faster: the machine changed back, perhaps
+    assert t.block(0.4) == "many" and not t.choice.preferred
