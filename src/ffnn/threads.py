@@ -66,14 +66,13 @@ class ThreadChoice:
         self._matmul = None
 
     def start_run(self):
-        """At the start of a fit: whether there is a choice to make now, and a fresh look at its products (the
-        timings carry over from the last fit of the same network and batch size)."""
+        """At the start of a fit: whether there is a choice to make now (the timings carry over from the last fit of
+        the same network and batch size)."""
         libraries = _blas_libraries() if self.net.xp is np else []
         self.libraries = [(lib, lib.num_threads) for lib in libraries]
         self.enabled = bool(
             not os.environ.get("FFNN_FIXED_THREADS") and threading.current_thread() is threading.main_thread()
             and any(threads > 1 for _, threads in self.libraries))
-        self.varies = {}
 
     def __enter__(self):
         if self.enabled:
@@ -86,6 +85,7 @@ class ThreadChoice:
         if self.enabled:
             self._use(False)
             self.net._matmul = self._matmul
+            self.varies.clear()  # it holds the epoch's workspaces; the next epoch looks at its products again
 
     def batch_done(self, rows):
         """Count a finished batch of ``rows`` rows; at the end of a block, time it and pick the next block's
