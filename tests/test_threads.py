@@ -52,9 +52,17 @@ def test_a_run_switching_thread_counts_is_bit_identical_to_a_fixed_one(alternati
     assert switching.history["loss"] == fixed.history["loss"]
 
 
-def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all_threads(alternating, monkeypatch):
+def openblas():
+    return any(lib.internal_api == "openblas" for lib in threads._blas_libraries())
+
+
+@pytest.mark.parametrize("inner", [threads.INNER, 10_000])
+def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all_threads(alternating, monkeypatch,
+                                                                                       inner):
     # Without the check, the products the check finds would run on one thread; where this BLAS has such products
     # the weights then differ from a fixed run, which shows that the test above would notice a missing check.
+    # With the inner dimension in chunks OpenBLAS has none; without (inner 10,000), the first layer's product is one.
+    monkeypatch.setattr(threads, "INNER", inner)
     found, check = [], ThreadChoice._bits_vary
     monkeypatch.setattr(ThreadChoice, "_bits_vary", lambda self, A, B, out: found.append(check(self, A, B, out))
                         or found[-1])
@@ -66,6 +74,8 @@ def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all
         monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
         fixed = train()
     assert found and not all(found)  # each product was looked at; most give the same bits either way
+    if openblas():
+        assert any(found) == (inner > 784)
     np.testing.assert_array_equal(checked.net.theta, fixed.net.theta)
     if any(found):
         assert not np.array_equal(unchecked.net.theta, fixed.net.theta)
@@ -78,14 +88,15 @@ def test_the_blas_thread_count_is_restored_after_a_run_and_after_an_error(altern
         before = blas_threads()
         trainer = train(epochs=1)
         assert trainer._threads.blocks[1] > 0 and blas_threads() == before
-        assert trainer.net._matmul is np.matmul
+        assert trainer.net._matmul.func is threads.matmul
         X, y = images(256)
         net = ffnn.Network([784, 64, 10], seed=0)
+        product = net._matmul
         losses = iter([1.0] * 5 + [float("nan")])
         net.loss = lambda cache, y, check=True: next(losses)  # the sixth batch diverges
         with pytest.raises(TrainingDiverged, match="batch 6"):
             Trainer(net, get_optimizer("sgd", 0.1), epochs=3, batch_size=32, seed=0, verbose=0).fit(X, y)
-        assert blas_threads() == before and net._matmul is np.matmul
+        assert blas_threads() == before and net._matmul is product
 
 
 def test_no_choice_without_several_blas_threads_or_outside_the_main_thread(alternating):
@@ -97,6 +108,40 @@ def test_no_choice_without_several_blas_threads_or_outside_the_main_thread(alter
         worker.start()
         worker.join()
         assert not result["trainer"]._threads.enabled and result["trainer"].epoch == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 784, 128), (3, 1001, 5), (7, 400, 2), (5, 401, 3)])
+def test_matmul_sums_the_inner_dimension_in_chunks_of_at_most_inner_terms(shape, dtype):
+    m, K, n = shape
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((m, K)).astype(dtype), rng.standard_normal((K, n)).astype(dtype)
+    out, scratch = np.empty((m, n), dtype), {}
+    threads.matmul(A, B, out, scratch)
+    parts = -(-K // threads.INNER)
+    size = -(-K // parts)
+    assert size <= threads.INNER
+    expected = A[:, :size] @ B[:size]
+    for start in range(size, K, size):
+        expected += A[:, start:start + size] @ B[start:start + size]
+    np.testing.assert_array_equal(out, expected)  # the same calls in the same order: the same bits
+    np.testing.assert_allclose(out, A @ B, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
+    assert len(scratch) == (parts > 1)
+    column_major = threads.matmul(np.asfortranarray(A), B, np.empty_like(out), scratch)  # as H^T is in grad_W
+    np.testing.assert_allclose(column_major, out, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
+
+
+def test_the_first_layers_product_in_chunks_has_the_same_bits_on_one_thread_as_on_two():
+    if not openblas():
+        pytest.skip("the chunk size is chosen for OpenBLAS")
+    rng = np.random.default_rng(1)
+    for m in (32, 64, 256):
+        X, W = rng.random((m, 784), dtype=np.float32), rng.standard_normal((784, 128), dtype=np.float32)
+        results = []
+        for n in (1, 2):
+            with threadpool_limits(n, user_api="blas"):
+                results.append(threads.matmul(X, W, np.empty((m, 128), np.float32), {}))
+        np.testing.assert_array_equal(*results)
 
 
 class Timings:

@@ -29,11 +29,12 @@ column by column (its block of theta is W_k^T, row-major): the batch-major produ
 run on contiguous operands, which BLAS does 20-25% faster at these sizes.
 """
 
+import functools
 import numbers
 
 import numpy as np
 
-from . import cuda
+from . import cuda, threads
 from .activations import get_activation
 from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
@@ -145,8 +146,9 @@ class Network:
     def _bind(self, theta):
         """Make ``theta`` this network's parameters: the array module of its device, and every view into it."""
         self.xp = get_array_module(self.device)
-        # On a GPU, cuBLAS called so that a CUDA graph can capture the products (see ffnn.cuda).
-        self._matmul = np.matmul if self.xp is np else cuda.gemm
+        # On the CPU, long inner dimensions summed in chunks, so that the bits do not depend on the BLAS's thread
+        # count (see ffnn.threads); on a GPU, cuBLAS called so that a CUDA graph can capture the products (ffnn.cuda).
+        self._matmul = functools.partial(threads.matmul, scratch={}) if self.xp is np else cuda.gemm
         self.theta = theta
         self.params = self.views(self.theta)
         # 1-indexed like the lecture: W[k], b[k] for k = 1..L (views into theta); WT[k] = W[k]^T, contiguous.

@@ -9,11 +9,11 @@ try that lost, the next waits until such tries cost at most PROBE_COST of the ti
 comes at once when the blocks of the setting in use become faster or slower by a factor CHANGE, as they do when the
 machine's phase changes.
 
-The numbers do not depend on the choice. A product whose bits change with the thread count (OpenBLAS splits a long
-inner dimension, like the 784 inputs of the first layer, differently for one thread than for several) is found on
-random data of its shapes the first time it runs on one thread, and from then on runs on all of them; every other
-product gives the same bits either way. A run is therefore bit-identical to one with the thread count fixed (a test
-checks it).
+The numbers do not depend on the choice. The network's products sum long inner dimensions in chunks (``matmul``),
+which gives the same bits on one thread as on several with OpenBLAS. A product whose bits still change with the
+thread count (another BLAS may split differently) is found on random data of its shapes the first time it runs on
+one thread, and from then on runs on all of them. A run is therefore bit-identical to one with the thread count
+fixed (a test checks it).
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
 with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` turns it off.
@@ -34,7 +34,32 @@ CHANGE = 1.2          # the smoothed time per row of the setting in use changing
 MARGIN = 0.03         # the other count must be this much faster to take over
 SMOOTHING = 0.5       # weight of the newest block in the smoothed time per row
 
+INNER = 400           # the most terms of an inner dimension that one BLAS call of ``matmul`` sums
+
 _controllers = None   # threadpoolctl's controllers of the loaded BLAS libraries, found once
+
+
+def matmul(A, B, out, scratch):
+    """``out = A @ B`` for 2-D NumPy arrays, the inner dimension summed in equal chunks of at most INNER terms, one
+    BLAS call each, added in order; ``scratch`` is a dict of workspaces by shape and dtype that the caller keeps.
+
+    OpenBLAS splits a long inner dimension into blocks itself, and not at the same places on one thread as on
+    several, so the last bits of, say, the first layer's product over 784 inputs depend on its thread count. A
+    chunk short enough not to be split gives the same bits either way, so ThreadChoice can run such products on one
+    thread. Each chunk costs one more call and one addition: 2-3% on that product.
+    """
+    K = A.shape[1]
+    if K <= INNER:
+        return np.matmul(A, B, out=out)
+    size = -(-K // -(-K // INNER))
+    np.matmul(A[:, :size], B[:size], out=out)
+    part = scratch.get((out.shape, out.dtype))
+    if part is None:
+        part = scratch[out.shape, out.dtype] = np.empty(out.shape, out.dtype)
+    for start in range(size, K, size):
+        np.matmul(A[:, start:start + size], B[start:start + size], out=part)
+        out += part
+    return out
 
 
 def _blas_libraries():
@@ -135,15 +160,15 @@ class ThreadChoice:
             lib.set_num_threads(1 if one else threads)
 
     def matmul(self, A, B, out):
-        """``np.matmul(A, B, out=out)`` on one thread, or on all of them for a product whose bits depend on it."""
+        """The network's product on one thread, or on all of them for a product whose bits depend on it."""
         known = self.varies.get(id(out))
         if known is None or known[0] is not out:
             known = self.varies[id(out)] = (out, self._bits_vary(A, B, out))
         if not known[1]:
-            return np.matmul(A, B, out=out)
+            return self._matmul(A, B, out=out)
         self._set_threads(False)
         try:
-            return np.matmul(A, B, out=out)
+            return self._matmul(A, B, out=out)
         finally:
             self._set_threads(True)
 
@@ -153,10 +178,10 @@ class ThreadChoice:
         A_, B_, one, many = (np.empty_like(x) for x in (A, B, out, out))
         A_[...] = rng.standard_normal(A.shape)
         B_[...] = rng.standard_normal(B.shape)
-        np.matmul(A_, B_, out=one)
+        self._matmul(A_, B_, out=one)
         self._set_threads(False)
         try:
-            np.matmul(A_, B_, out=many)
+            self._matmul(A_, B_, out=many)
         finally:
             self._set_threads(True)
         return not np.array_equal(one, many)
