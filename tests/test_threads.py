@@ -56,7 +56,7 @@ def openblas():
     return any(lib.internal_api == "openblas" for lib in threads._blas_libraries())
 
 
-@pytest.mark.parametrize("inner", [threads.INNER, 10_000])
+@pytest.mark.parametrize("inner", [threads.INNER, {4: 10_000, 8: 10_000}])
 def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all_threads(alternating, monkeypatch,
                                                                                        inner):
     # Without the check, the products the check finds would run on one thread; where this BLAS has such products
@@ -75,7 +75,7 @@ def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all
         fixed = train()
     assert found and not all(found)  # each product was looked at; most give the same bits either way
     if openblas():
-        assert any(found) == (inner > 784)
+        assert any(found) == (inner[4] > 784)
     np.testing.assert_array_equal(checked.net.theta, fixed.net.theta)
     if any(found):
         assert not np.array_equal(unchecked.net.theta, fixed.net.theta)
@@ -118,9 +118,10 @@ def test_matmul_sums_the_inner_dimension_in_chunks_of_at_most_inner_terms(shape,
     A, B = rng.standard_normal((m, K)).astype(dtype), rng.standard_normal((K, n)).astype(dtype)
     out, scratch = np.empty((m, n), dtype), {}
     threads.matmul(A, B, out, scratch)
-    parts = -(-K // threads.INNER)
+    most = threads.INNER[np.dtype(dtype).itemsize]
+    parts = -(-K // most)
     size = -(-K // parts)
-    assert size <= threads.INNER
+    assert size <= most
     expected = A[:, :size] @ B[:size]
     for start in range(size, K, size):
         expected += A[:, start:start + size] @ B[start:start + size]
@@ -131,16 +132,17 @@ def test_matmul_sums_the_inner_dimension_in_chunks_of_at_most_inner_terms(shape,
     np.testing.assert_allclose(column_major, out, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
 
 
-def test_the_first_layers_product_in_chunks_has_the_same_bits_on_one_thread_as_on_two():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_first_layers_product_in_chunks_has_the_same_bits_on_one_thread_as_on_two(dtype):
     if not openblas():
-        pytest.skip("the chunk size is chosen for OpenBLAS")
+        pytest.skip("the chunk sizes are chosen for OpenBLAS")
     rng = np.random.default_rng(1)
-    for m in (32, 64, 256):
-        X, W = rng.random((m, 784), dtype=np.float32), rng.standard_normal((784, 128), dtype=np.float32)
+    for m in (32, 64, 256, 1024):
+        X, W = rng.random((m, 784)).astype(dtype), rng.standard_normal((784, 128)).astype(dtype)
         results = []
         for n in (1, 2):
             with threadpool_limits(n, user_api="blas"):
-                results.append(threads.matmul(X, W, np.empty((m, 128), np.float32), {}))
+                results.append(threads.matmul(X, W, np.empty((m, 128), dtype), {}))
         np.testing.assert_array_equal(*results)
 
 
@@ -187,3 +189,18 @@ def test_a_change_in_the_speed_of_the_setting_in_use_tries_the_other_at_once():
     assert [t.block(0.9) for _ in range(3)] == ["one"] * 3
     assert t.block(0.5) == "many"  # and far faster: the machine changed back, perhaps
     assert t.block(0.4) == "many" and not t.choice.preferred
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_with_openblas_a_run_has_the_same_bits_on_one_thread_as_on_two(monkeypatch, dtype):
+    if not openblas():
+        pytest.skip("the chunk sizes are chosen for OpenBLAS")
+    monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
+    X, y = images(1024)
+    thetas = []
+    for n in (1, 2):
+        with threadpool_limits(n, user_api="blas"):
+            net = ffnn.Network([784, 128, 10], seed=0, dtype=dtype)
+            Trainer(net, get_optimizer("adam", 1e-3), epochs=1, batch_size=512, seed=0, verbose=0).fit(X, y)
+            thetas.append(net.theta)
+    np.testing.assert_array_equal(*thetas)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import ffnn
-from ffnn.errors import ConfigError, TrainingDiverged
+from ffnn.errors import ConfigError, DataError, TrainingDiverged
 from ffnn.optimizers import SGD, get_optimizer
 from ffnn.training import COLUMNS, History, Trainer, split_validation
 
@@ -496,3 +496,13 @@ def test_a_plain_function_is_an_end_of_epoch_callback():
     assert seen == [1, 2]
     with pytest.raises(ConfigError, match="a callback is an object with on_epoch_begin"):
         net.fit(np.zeros((6, 4)), np.arange(6) % 3, epochs=1, verbose=0, callbacks=[42])
+
+
+def test_a_trainer_used_alone_takes_inputs_of_another_dtype_as_fit_does():
+    X, y = blobs()
+    nets = [small_net(dtype="float32") for _ in range(2)]
+    for net, inputs in zip(nets, (X, X.astype(np.float32))):  # float64 inputs to a float32 network, and float32
+        Trainer(net, SGD(0.1), epochs=2, batch_size=16, seed=0, verbose=0).fit(inputs, y)
+    np.testing.assert_array_equal(nets[0].theta, nets[1].theta)
+    with pytest.raises(DataError, match="NaN"):
+        Trainer(small_net(dtype="float32"), SGD(0.1), epochs=1, batch_size=16, verbose=0).fit(X * np.nan, y)

@@ -34,24 +34,25 @@ CHANGE = 1.2          # the smoothed time per row of the setting in use changing
 MARGIN = 0.03         # the other count must be this much faster to take over
 SMOOTHING = 0.5       # weight of the newest block in the smoothed time per row
 
-INNER = 400           # the most terms of an inner dimension that one BLAS call of ``matmul`` sums
+INNER = {4: 400, 8: 384}  # by item size: the most terms of an inner dimension one BLAS call of ``matmul`` sums
 
 _controllers = None   # threadpoolctl's controllers of the loaded BLAS libraries, found once
 
 
 def matmul(A, B, out, scratch):
-    """``out = A @ B`` for 2-D NumPy arrays, the inner dimension summed in equal chunks of at most INNER terms, one
-    BLAS call each, added in order; ``scratch`` is a dict of workspaces by shape and dtype that the caller keeps.
+    """``out = A @ B`` for 2-D NumPy arrays, the inner dimension summed in equal chunks of at most INNER terms (400
+    in float32, 384 in float64), one BLAS call each, added in order; ``scratch`` is a dict of workspaces by shape
+    and dtype that the caller keeps.
 
     OpenBLAS splits a long inner dimension into blocks itself, and not at the same places on one thread as on
     several, so the last bits of, say, the first layer's product over 784 inputs depend on its thread count. A
     chunk short enough not to be split gives the same bits either way, so ThreadChoice can run such products on one
     thread. Each chunk costs one more call and one addition: 2-3% on that product.
     """
-    K = A.shape[1]
-    if K <= INNER:
+    K, most = A.shape[1], INNER.get(out.itemsize, 384)
+    if K <= most:
         return np.matmul(A, B, out=out)
-    size = -(-K // -(-K // INNER))
+    size = -(-K // -(-K // most))
     np.matmul(A[:, :size], B[:size], out=out)
     part = scratch.get((out.shape, out.dtype))
     if part is None:

@@ -210,6 +210,8 @@ class Trainer:
         is set. A non-finite loss restores the same state and raises TrainingDiverged.
         """
         net, xp = self.net, self.net.xp
+        if type(X) is np.ndarray and X.dtype != net.dtype:  # fit() passes the network's dtype; a Trainer used alone
+            X = net._check_X(X)                              # may get another, converted and checked as fit() does
         n = X.shape[0] if rows is None else len(rows)
         if self.batch_size > n:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the {n} training examples; "
