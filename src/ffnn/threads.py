@@ -13,7 +13,7 @@ The numbers do not depend on the choice. The network's products sum long inner d
 which gives the same bits on one thread as on several with OpenBLAS. A product whose bits still change with the
 thread count (another BLAS may split differently) is found on random data of its shapes the first time it runs on
 one thread, and from then on runs on all of them. A run is therefore bit-identical to one with the thread count
-fixed (a test checks it).
+fixed, and with OpenBLAS also to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both).
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
 with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` turns it off.
