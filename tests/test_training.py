@@ -506,3 +506,28 @@ def test_a_trainer_used_alone_takes_inputs_of_another_dtype_as_fit_does():
     np.testing.assert_array_equal(nets[0].theta, nets[1].theta)
     with pytest.raises(DataError, match="NaN"):
         Trainer(small_net(dtype="float32"), SGD(0.1), epochs=1, batch_size=16, verbose=0).fit(X * np.nan, y)
+
+
+@pytest.mark.parametrize("X_change, y_change, message", [
+    (lambda X: X[:, :3], None, "3 features; this network expects 4"),
+    (lambda X: X[:, 0], None, "2-D array"),
+    (lambda X: X.tolist(), None, None),
+    (None, lambda y: y[:10], "y has 10 rows but X has 120"),
+    (None, lambda y: y + 3, "labels must lie in 0..2"),
+    (None, lambda y: y + 0.5, "integers 0..k-1"),
+    (None, lambda y: y.tolist(), None),
+    (lambda X: np.where(np.arange(len(X))[:, None] == 7, np.nan, X).astype(np.float32), None, "NaN or infinite"),
+])
+def test_a_trainer_used_alone_checks_its_inputs_as_fit_does(X_change, y_change, message):
+    X, y = blobs()
+    X = X.astype(np.float32)
+    X, y = (X_change or (lambda v: v))(X), (y_change or (lambda v: v))(y)
+    net = small_net(dtype="float32")
+    trainer = Trainer(net, SGD(0.1), epochs=2, batch_size=16, seed=0, verbose=0)
+    start = net.theta.copy()
+    if message is None:
+        assert len(trainer.fit(X, y)) == 2
+        return
+    with pytest.raises(DataError, match=message):
+        trainer.fit(X, y)
+    np.testing.assert_array_equal(net.theta, start)  # nothing was changed

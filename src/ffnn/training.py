@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import cuda, outputs
 from .activations import ACTIVATIONS
-from .arrays import staggered_zeros_like, take_rows
+from .arrays import ScaledBytes, staggered_zeros_like, take_rows
 from .errors import ConfigError, DataError, TrainingDiverged, plural, positive_int
 from .fsutil import write_text
 from .kernels import count_correct
@@ -210,8 +210,8 @@ class Trainer:
         is set. A non-finite loss restores the same state and raises TrainingDiverged.
         """
         net, xp = self.net, self.net.xp
-        if type(X) is np.ndarray and X.dtype != net.dtype:  # fit() passes the network's dtype; a Trainer used alone
-            X = net._check_X(X)                              # may get another, converted and checked as fit() does
+        if xp is np:
+            X, y = self._checked(X, y)
         n = X.shape[0] if rows is None else len(rows)
         if self.batch_size > n:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the {n} training examples; "
@@ -286,6 +286,17 @@ class Trainer:
                 net.theta[...] = self.best_theta
         return self.history
 
+    def _checked(self, X, y):
+        """X and y as fit() passes them, for a Trainer used on its own: the network's dtype, its number of features,
+        labels or targets that fit it (each a clear error otherwise). X is checked for NaN only where it has to be
+        converted: fit() has checked it, and this runs at every call."""
+        net = self.net
+        if not isinstance(X, ScaledBytes):
+            X = np.asarray(X)
+            if X.ndim != 2 or X.dtype != net.dtype or X.shape[1] != net.sizes[0] or X.shape[0] == 0:
+                X = net._check_X(X)
+        return X, net._batch_targets(y, X.shape[0])
+
     def _host_epoch(self, s, perm, epoch, bar):
         """One pass over the rows ``perm`` in mini-batches; returns (summed loss, correct predictions)."""
         net, B = self.net, s.B
@@ -300,6 +311,9 @@ class Trainer:
                 y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
                 loss = net.loss(cache, yb, check=False)
                 if not math.isfinite(loss):
+                    if not np.isfinite(xb).all():  # inputs fit() refuses, given to a Trainer used on its own
+                        self._restore_snapshot()
+                        raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
                     self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
                 net.back_propagation(cache, yb, out=self._grad, check=False)
                 self._update(s)
