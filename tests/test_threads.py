@@ -68,7 +68,6 @@ def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all
                         or found[-1])
     with threadpool_limits(2, user_api="blas"):
         checked = train()
-        assert not checked._threads.varies  # the workspaces are let go at the end of each epoch
         monkeypatch.setattr(ThreadChoice, "_bits_vary", lambda self, A, B, out: False)
         unchecked = train()
         monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
@@ -83,20 +82,37 @@ def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all
         np.testing.assert_array_equal(unchecked.net.theta, fixed.net.theta)
 
 
-def test_the_blas_thread_count_is_restored_after_a_run_and_after_an_error(alternating):
+def test_the_blas_thread_count_and_the_products_are_restored_after_a_run_and_after_an_error(alternating):
     with threadpool_limits(2, user_api="blas"):
         before = blas_threads()
         trainer = train(epochs=1)
         assert trainer._threads.blocks[1] > 0 and blas_threads() == before
-        assert trainer.net._matmul.func is threads.matmul
+        assert trainer._threads.caches == [] and not trainer._threads.varies  # the workspaces are let go
         X, y = images(256)
         net = ffnn.Network([784, 64, 10], seed=0)
-        product = net._matmul
         losses = iter([1.0] * 5 + [float("nan")])
         net.loss = lambda cache, y, check=True: next(losses)  # the sixth batch diverges
         with pytest.raises(TrainingDiverged, match="batch 6"):
             Trainer(net, get_optimizer("sgd", 0.1), epochs=3, batch_size=32, seed=0, verbose=0).fit(X, y)
-        assert blas_threads() == before and net._matmul is product
+        assert blas_threads() == before
+        # inside the block the workspaces' products are the choice's own while it runs one thread, and theirs after
+        choice, caches = ThreadChoice(net), [net.new_cache(32), net.new_cache(7)]
+        products = [cache.matmul for cache in caches]
+        choice.start_run()
+        choice.preferred = True
+        with choice.over(caches):
+            assert blas_threads() == [1] * len(before)
+            assert all(cache.matmul == choice.matmul for cache in caches)
+        assert [cache.matmul for cache in caches] == products and blas_threads() == before
+
+
+def test_each_workspace_calls_numpy_directly_unless_an_inner_dimension_is_long():
+    for sizes, batch, dtype, chunked in [([4, 8, 3], 16, "float32", False), ([400, 400, 10], 400, "float32", False),
+                                          ([784, 128, 10], 64, "float32", True), ([20, 10], 401, "float32", True),
+                                          ([384, 10], 32, "float64", False), ([385, 10], 32, "float64", True)]:
+        product = ffnn.Network(sizes, seed=0, dtype=dtype).new_cache(batch).matmul
+        assert (product is not np.matmul) == chunked
+        assert not chunked or product.func is threads.matmul
 
 
 def test_no_choice_without_several_blas_threads_or_outside_the_main_thread(alternating):

@@ -55,9 +55,10 @@ class Cache:
     ``passed[k]`` is ``h[k]`` itself.
     """
 
-    def __init__(self, xp, sizes, batch, dtype):
+    def __init__(self, xp, sizes, batch, dtype, matmul):
         L = len(sizes) - 1
         self.batch = batch
+        self.matmul = matmul  # the products' function for this batch size (Network.new_cache chooses it)
         self.a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
         self.h = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
         self.grad_a = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
@@ -146,9 +147,6 @@ class Network:
     def _bind(self, theta):
         """Make ``theta`` this network's parameters: the array module of its device, and every view into it."""
         self.xp = get_array_module(self.device)
-        # On the CPU, long inner dimensions summed in chunks, so that the bits do not depend on the BLAS's thread
-        # count (see ffnn.threads); on a GPU, cuBLAS called so that a CUDA graph can capture the products (ffnn.cuda).
-        self._matmul = functools.partial(threads.matmul, scratch={}) if self.xp is np else cuda.gemm
         self.theta = theta
         self.params = self.views(self.theta)
         # 1-indexed like the lecture: W[k], b[k] for k = 1..L (views into theta); WT[k] = W[k]^T, contiguous.
@@ -160,7 +158,7 @@ class Network:
     def __getstate__(self):
         # pickle and deepcopy keep theta alone: the module and the views into it are made again on arrival
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("xp", "_matmul", "params", "W", "WT", "b", "_grad_views")}
+                 if k not in ("xp", "params", "W", "WT", "b", "_grad_views")}
         return state
 
     def __setstate__(self, state):
@@ -190,7 +188,17 @@ class Network:
 
     def new_cache(self, batch):
         """Preallocated arrays for a batch of ``batch`` examples (reused across batches by the training loop)."""
-        return Cache(self.xp, self.sizes, batch, self.dtype)
+        return Cache(self.xp, self.sizes, batch, self.dtype, self._products(batch))
+
+    def _products(self, batch):
+        # On a GPU, cuBLAS called so that a CUDA graph can capture the products (see ffnn.cuda). On the CPU, where an
+        # inner dimension (a layer's width, the batch) is long enough for the BLAS to split it, threads.matmul sums
+        # it in chunks, so that the bits do not depend on the BLAS's thread count (see ffnn.threads).
+        if self.xp is not np:
+            return cuda.gemm
+        if max(*self.sizes, batch) <= threads.INNER[np.dtype(self.dtype).itemsize]:
+            return np.matmul
+        return functools.partial(threads.matmul, scratch={})
 
     def __repr__(self):
         c = self.config
@@ -220,7 +228,7 @@ class Network:
         if cache is None:
             X = self._check_X(X)
             cache = self.new_cache(X.shape[0])
-        a, h, passed, g, L, matmul = cache.a, cache.h, cache.passed, self.activation.g, self.L, self._matmul
+        a, h, passed, g, L, matmul = cache.a, cache.h, cache.passed, self.activation.g, self.L, cache.matmul
         cache.dropout = bool(self.dropout and rng is not None)
         h[0] = passed[0] = X
         for k in range(1, L + 1):
@@ -273,7 +281,7 @@ class Network:
             self._grad_views = (out, views, [None] + [(views[f"W{k}"].T, views[f"b{k}"][None])
                                                       for k in range(1, self.L + 1)])
         _, grads, written = self._grad_views
-        a, h, grad_a, grad_h, L, matmul = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L, self._matmul
+        a, h, grad_a, grad_h, L, matmul = cache.a, cache.h, cache.grad_a, cache.grad_h, self.L, cache.matmul
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
             grad_WkT, grad_bk = written[k]

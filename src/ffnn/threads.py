@@ -73,9 +73,10 @@ def _blas_libraries():
 class ThreadChoice:
     """Chooses, block by block, between the BLAS's thread counts and one thread for one training run's batches.
 
-    ``start_run()`` at the start of each fit, then ``with choice: ... choice.batch_done(rows)`` around the batches
-    of each epoch; it leaves the BLAS as it found it. Where there is no choice to make (``enabled`` False), the
-    ``with`` and ``batch_done`` do nothing.
+    ``start_run()`` at the start of each fit, then ``with choice.over(caches): ... choice.batch_done(rows)`` around
+    the batches of each epoch, with the workspaces (``Network.new_cache``) whose products it is to switch; it leaves
+    the BLAS and the workspaces as it found them. Where there is no choice to make (``enabled`` False), the ``with``
+    and ``batch_done`` do nothing.
     """
 
     def __init__(self, net):
@@ -89,7 +90,8 @@ class ThreadChoice:
         self.interval = self.countdown = FIRST_PROBE
         self.varies = {}               # id(out) -> (out, whether the product's bits change with the thread count)
         self.blocks = [0, 0]           # blocks timed with each setting
-        self._matmul = None
+        self.caches, self.products = [], []  # the epoch's workspaces, and the product function each had
+        self.scratch = {}              # matmul's workspaces for the products on one thread
 
     def start_run(self):
         """At the start of a fit: whether there is a choice to make now (the timings carry over from the last fit of
@@ -100,9 +102,14 @@ class ThreadChoice:
             not os.environ.get("FFNN_FIXED_THREADS") and threading.current_thread() is threading.main_thread()
             and any(threads > 1 for _, threads in self.libraries))
 
+    def over(self, caches):
+        """Switch the products of these workspaces in the coming ``with`` block."""
+        self.caches = list(caches)
+        return self
+
     def __enter__(self):
         if self.enabled:
-            self._matmul = self.net._matmul
+            self.products = [cache.matmul for cache in self.caches]
             self.start, self.rows, self.warm = time.perf_counter(), 0, False  # the first block warms up: not timed
             self._use(self.preferred)
         return self
@@ -110,8 +117,10 @@ class ThreadChoice:
     def __exit__(self, *exc):
         if self.enabled:
             self._use(False)
-            self.net._matmul = self._matmul
-            self.varies.clear()  # it holds the epoch's workspaces; the next epoch looks at its products again
+            # let go of the epoch's workspaces; the next epoch looks at its products again
+            self.varies.clear()
+            self.scratch.clear()
+        self.caches, self.products = [], []
 
     def batch_done(self, rows):
         """Count a finished batch of ``rows`` rows; at the end of a block, time it and pick the next block's
@@ -154,22 +163,24 @@ class ThreadChoice:
         if one != self.one:
             self._set_threads(one)
         self.one = one
-        self.net._matmul = self.matmul if one else self._matmul
+        for cache, product in zip(self.caches, self.products):
+            cache.matmul = self.matmul if one else product
 
     def _set_threads(self, one):
         for lib, threads in self.libraries:
             lib.set_num_threads(1 if one else threads)
 
     def matmul(self, A, B, out):
-        """The network's product on one thread, or on all of them for a product whose bits depend on it."""
+        """The product on one thread (``matmul``, which gives the same bits as the workspace's own product), or on
+        all of them for a product whose bits depend on it."""
         known = self.varies.get(id(out))
         if known is None or known[0] is not out:
             known = self.varies[id(out)] = (out, self._bits_vary(A, B, out))
         if not known[1]:
-            return self._matmul(A, B, out=out)
+            return matmul(A, B, out, self.scratch)
         self._set_threads(False)
         try:
-            return self._matmul(A, B, out=out)
+            return matmul(A, B, out, self.scratch)
         finally:
             self._set_threads(True)
 
@@ -179,10 +190,10 @@ class ThreadChoice:
         A_, B_, one, many = (np.empty_like(x) for x in (A, B, out, out))
         A_[...] = rng.standard_normal(A.shape)
         B_[...] = rng.standard_normal(B.shape)
-        self._matmul(A_, B_, out=one)
+        matmul(A_, B_, one, self.scratch)
         self._set_threads(False)
         try:
-            self._matmul(A_, B_, out=many)
+            matmul(A_, B_, many, self.scratch)
         finally:
             self._set_threads(True)
         return not np.array_equal(one, many)

@@ -301,7 +301,7 @@ class Trainer:
         """One pass over the rows ``perm`` in mini-batches; returns (summed loss, correct predictions)."""
         net, B = self.net, s.B
         loss_sum, correct = 0.0, 0
-        with self._threads as threads:
+        with self._threads.over(s.caches.values()) as threads:
             for i, start in enumerate(range(0, s.n, B)):
                 idx = perm[start:start + B]
                 m = idx.shape[0]
