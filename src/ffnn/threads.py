@@ -10,9 +10,10 @@ comes at once when the blocks of the setting in use become faster or slower by a
 machine's phase changes.
 
 The numbers do not depend on the choice. The network's products sum long inner dimensions in chunks (``matmul``),
-which gives the same bits on one thread as on several with OpenBLAS. A product whose bits still change with the
-thread count (another BLAS may split differently) is found on random data of its shapes the first time it runs on
-one thread, and from then on runs on all of them. A run is therefore bit-identical to one with the thread count
+which gives the same bits on one thread as on several with numpy's OpenBLAS on x86-64 (tested on AVX-512). A
+product whose bits still change with the thread count (another BLAS, or another processor's kernels, may split
+differently) is found on random data of its shapes the first time it runs on one thread, and from then on runs on
+all of them. A run is therefore bit-identical to one with the thread count
 fixed, and with OpenBLAS also to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both).
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
