@@ -42,11 +42,11 @@ def alternating(monkeypatch):
 
 def test_a_run_switching_thread_counts_is_bit_identical_to_a_fixed_one(alternating, monkeypatch):
     with threadpool_limits(2, user_api="blas"):
-        switching = train()
+        switching = train(epochs=3)
         monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
-        fixed = train()
+        fixed = train(epochs=3)
     choice = switching._threads
-    assert choice.enabled and choice.blocks[0] > 2 and choice.blocks[1] > 2  # both counts really ran
+    assert choice.enabled and min(choice.blocks) >= 3  # both counts really ran, several times
     assert not fixed._threads.enabled
     np.testing.assert_array_equal(switching.net.theta, fixed.net.theta)
     assert switching.history["loss"] == fixed.history["loss"]
