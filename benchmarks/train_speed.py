@@ -64,9 +64,10 @@ def epoch_flops(sizes, n):
 
 def products_alone(sizes, batch, X, repeats=3):
     """Seconds for one epoch of ffnn's matrix products and nothing else: the same calls on the same arrays as its
-    forward_propagation and back_propagation make (the network's column-major W_k, its cache, its flat gradient),
-    on consecutive batches of the float array X, best of ``repeats``. What an epoch takes beyond this is the rest
-    of ffnn's work; this itself is what numpy's BLAS makes of these shapes."""
+    forward_propagation and back_propagation make (the network's column-major W_k, its cache and the cache's product
+    function, its flat gradient), on the BLAS's own thread count, on consecutive batches of the float array X, best
+    of ``repeats``. What an epoch takes beyond this is the rest of ffnn's work; this itself is what numpy's BLAS
+    makes of these shapes."""
     net = ffnn.Network(sizes, activation="tanh", init="xavier", seed=0)
     grads = net.views(np.empty(net.n_params, net.dtype))
     rng, caches, L = np.random.default_rng(0), {}, net.L
@@ -84,12 +85,12 @@ def products_alone(sizes, batch, X, repeats=3):
             c = caches.get(m) or caches.setdefault(m, cache(m))
             c.h[0] = h0
             for k in range(1, L + 1):
-                np.matmul(c.h[k - 1], net.WT[k], out=c.a[k])
+                c.matmul(c.h[k - 1], net.WT[k], out=c.a[k])
             for k in range(L, 0, -1):
-                np.matmul(c.h[k - 1].T, c.grad_a[k], out=grads[f"W{k}"].T)
-                np.matmul(c.ones, c.grad_a[k], out=grads[f"b{k}"][None])
+                c.matmul(c.h[k - 1].T, c.grad_a[k], out=grads[f"W{k}"].T)
+                c.matmul(c.ones, c.grad_a[k], out=grads[f"b{k}"][None])
                 if k > 1:
-                    np.matmul(c.grad_a[k], net.W[k], out=c.grad_h[k - 1])
+                    c.matmul(c.grad_a[k], net.W[k], out=c.grad_h[k - 1])
 
     epoch()
     return min(_timed(epoch) for _ in range(repeats))

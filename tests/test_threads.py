@@ -1,3 +1,5 @@
+import copy
+import pickle
 import threading
 
 import numpy as np
@@ -14,6 +16,10 @@ from ffnn.training import Trainer
 
 def blas_threads():
     return [lib.num_threads for lib in threads._blas_libraries()]
+
+
+pytestmark = pytest.mark.skipif(not threads._blas_libraries(),
+                                reason="threadpoolctl finds no BLAS whose threads it can set")
 
 
 def images(n=512, seed=0):
@@ -83,19 +89,25 @@ def test_products_whose_bits_depend_on_the_thread_count_are_found_and_run_on_all
         np.testing.assert_array_equal(unchecked.net.theta, fixed.net.theta)
 
 
-def test_the_blas_thread_count_and_the_products_are_restored_after_a_run_and_after_an_error(alternating):
+def test_the_blas_thread_count_and_the_products_are_restored_after_a_run_and_after_an_error(alternating,
+                                                                                          monkeypatch):
     with threadpool_limits(2, user_api="blas"):
         before = blas_threads()
         trainer = train(epochs=1)
         assert trainer._threads.blocks[1] > 0 and blas_threads() == before
         assert trainer._threads.caches == [] and not trainer._threads.varies  # the workspaces are let go
+        # The BLAS's own count stays preferred (MARGIN 1: one thread never takes over), so blocks alternate: batch 1
+        # (not timed) and 2 on two threads, 3 on one, 4 on two, 5 on one, which diverges.
+        monkeypatch.setattr(threads, "MARGIN", 1.0)
         X, y = images(256)
         net = ffnn.Network([784, 64, 10], seed=0)
-        losses = iter([1.0] * 5 + [float("nan")])
-        net.loss = lambda cache, y, check=True: next(losses)  # the sixth batch diverges
-        with pytest.raises(TrainingDiverged, match="batch 6"):
+        losses = iter([1.0] * 4 + [float("nan")])
+        ran_on = []
+        net.loss = lambda cache, y, check=True: ran_on.append(blas_threads()) or next(losses)
+        with pytest.raises(TrainingDiverged, match="batch 5"):
             Trainer(net, get_optimizer("sgd", 0.1), epochs=3, batch_size=32, seed=0, verbose=0).fit(X, y)
-        assert blas_threads() == before
+        assert ran_on[-1] == [1] * len(before)  # the error came on one thread...
+        assert blas_threads() == before          # ...and the BLAS has its threads back
         # inside the block the workspaces' products are the choice's own while it runs one thread, and theirs after
         choice, caches = ThreadChoice(net), [net.new_cache(32), net.new_cache(7)]
         products = [cache.matmul for cache in caches]
@@ -107,6 +119,58 @@ def test_the_blas_thread_count_and_the_products_are_restored_after_a_run_and_aft
         assert [cache.matmul for cache in caches] == products and blas_threads() == before
 
 
+def test_after_a_run_other_threads_can_set_the_blas_thread_count_again(alternating):
+    def seen_by_a_thread():
+        seen = []
+
+        def work():
+            with threadpool_limits(1, user_api="blas"):
+                seen.append(blas_threads())
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        return seen[0]
+
+    # no threadpool_limits around the run here: while one is open in the main thread, that thread rightly keeps
+    # control of OpenBLAS
+    if max(blas_threads()) < 2:
+        pytest.skip("the BLAS runs one thread here: there is no choice to make")
+    assert seen_by_a_thread() == [1] * len(blas_threads())
+    assert train(epochs=1)._threads.blocks[1] > 0
+    assert seen_by_a_thread() == [1] * len(blas_threads())
+
+
+def test_a_trainer_still_copies_and_pickles_after_a_run(alternating):
+    with threadpool_limits(2, user_api="blas"):
+        trainer = train(epochs=1)
+    assert trainer._threads.blocks[1] > 0
+    copied = copy.deepcopy(trainer)
+    np.testing.assert_array_equal(copied.net.theta, trainer.net.theta)
+    assert pickle.loads(pickle.dumps(trainer)).epoch == 1
+
+
+def test_products_of_workspaces_that_share_an_output_are_each_looked_at(alternating, monkeypatch):
+    # The full batches and the last, shorter one write their gradients into the same arrays, with inner dimensions
+    # (the batch) of different lengths: each product is checked, not only the first one into an output.
+    monkeypatch.setattr(threads, "INNER", {4: 10_000, 8: 10_000})  # no chunks: some products may then vary
+    checked, check = [], ThreadChoice._bits_vary
+    monkeypatch.setattr(ThreadChoice, "_bits_vary",
+                        lambda self, A, B, out: checked.append((A.shape, B.shape)) or check(self, A, B, out))
+    rng = np.random.default_rng(0)
+    X, y = rng.random((512 * 3 + 400, 128)), rng.integers(0, 10, 512 * 3 + 400)
+    thetas = []
+    with threadpool_limits(2, user_api="blas"):
+        for fixed in (False, True):
+            if fixed:
+                monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
+            net = ffnn.Network([128, 128, 10], seed=0, dtype="float64")
+            Trainer(net, get_optimizer("sgd", 0.1), epochs=2, batch_size=512, seed=0, verbose=0).fit(X, y)
+            thetas.append(net.theta)
+    assert ((128, 400), (400, 128)) in checked and ((128, 512), (512, 128)) in checked
+    np.testing.assert_array_equal(*thetas)
+
+
 def test_each_workspace_calls_numpy_directly_unless_an_inner_dimension_is_long():
     for sizes, batch, dtype, chunked in [([4, 8, 3], 16, "float32", False), ([400, 400, 10], 400, "float32", False),
                                           ([784, 128, 10], 64, "float32", True), ([20, 10], 401, "float32", True),
@@ -116,7 +180,15 @@ def test_each_workspace_calls_numpy_directly_unless_an_inner_dimension_is_long()
         assert not chunked or product.func is threads.matmul
 
 
-def test_no_choice_without_several_blas_threads_or_outside_the_main_thread(alternating):
+def test_no_choice_without_several_blas_threads_outside_the_main_thread_or_when_turned_off(alternating,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("FFNN_FIXED_THREADS", "0")  # 0 leaves it on
+    with threadpool_limits(2, user_api="blas"):
+        assert train(epochs=1)._threads.enabled
+    monkeypatch.setenv("FFNN_FIXED_THREADS", "yes")
+    with threadpool_limits(2, user_api="blas"):
+        assert not train(epochs=1)._threads.enabled
+    monkeypatch.delenv("FFNN_FIXED_THREADS")
     with threadpool_limits(1, user_api="blas"):
         assert not train(epochs=1)._threads.enabled
     with threadpool_limits(2, user_api="blas"):
@@ -221,3 +293,20 @@ def test_with_openblas_a_run_has_the_same_bits_on_one_thread_as_on_two(monkeypat
             Trainer(net, get_optimizer("adam", 1e-3), epochs=1, batch_size=512, seed=0, verbose=0).fit(X, y)
             thetas.append(net.theta)
     np.testing.assert_array_equal(*thetas)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_estimators_loss_curve_has_the_same_bits_with_and_without_the_choice(alternating, monkeypatch):
+    # its weighted loss sums over a batch of 12,000: a BLAS dot would split that among threads
+    from ffnn.estimators import FFNNClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12000 * 4, 20)), rng.integers(0, 3, 12000 * 4)
+    fitted = []
+    with threadpool_limits(2, user_api="blas"):
+        for fixed in (False, True):
+            if fixed:
+                monkeypatch.setenv("FFNN_FIXED_THREADS", "1")
+            fitted.append(FFNNClassifier((16,), batch_size=12000, max_iter=3, random_state=0).fit(X, y))
+    assert fitted[0].loss_curve_ == fitted[1].loss_curve_
+    np.testing.assert_array_equal(fitted[0].network_.theta, fitted[1].network_.theta)

@@ -82,7 +82,8 @@ def weighted_output_layer(base, soft_targets=False):
         total = w.sum()
         if not total > 0:
             return 0.0
-        return float(np.dot(w, _per_example_loss(base.loss_name, a, y_hat, t, soft_targets)) / total)
+        # (w * l).sum() rather than np.dot: a BLAS dot splits long batches differently on different thread counts
+        return float((w * _per_example_loss(base.loss_name, a, y_hat, t, soft_targets)).sum() / total)
 
     def grad_a(a, y_hat, y, out=None):
         t, w = y[:, :-1], y[:, -1]

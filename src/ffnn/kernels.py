@@ -25,7 +25,7 @@ try:
 except ImportError:  # built without a C compiler: the NumPy code gives the same numbers, a little slower
     compiled = None
 
-ENABLED = compiled is not None and not os.environ.get("FFNN_NO_KERNELS")
+ENABLED = compiled is not None and os.environ.get("FFNN_NO_KERNELS", "0") in ("", "0")
 
 
 def take_rows(X, rows, out):

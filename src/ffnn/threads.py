@@ -14,10 +14,12 @@ which gives the same bits on one thread as on several with numpy's OpenBLAS on x
 product whose bits still change with the thread count (another BLAS, or another processor's kernels, may split
 differently) is found on random data of its shapes the first time it runs on one thread, and from then on runs on
 all of them. A run is therefore bit-identical to one with the thread count
-fixed, and with OpenBLAS also to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both).
+fixed, and here also (numpy's OpenBLAS on two threads) to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check
+both). Beyond the products, nothing in the training step uses BLAS: the softmax's row sums and the estimators'
+weighted loss are NumPy reductions, which do not depend on threads.
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
-with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` turns it off.
+with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` (any value but 0) turns it off.
 """
 
 import os
@@ -37,7 +39,7 @@ SMOOTHING = 0.5       # weight of the newest block in the smoothed time per row
 
 INNER = {4: 400, 8: 384}  # by item size: the most terms of an inner dimension one BLAS call of ``matmul`` sums
 
-_controllers = None   # threadpoolctl's controllers of the loaded BLAS libraries, found once
+_controller = None    # threadpoolctl's controller of the loaded BLAS libraries, found once
 
 
 def matmul(A, B, out, scratch):
@@ -64,11 +66,15 @@ def matmul(A, B, out, scratch):
     return out
 
 
+def _blas():
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController().select(user_api="blas")
+    return _controller
+
+
 def _blas_libraries():
-    global _controllers
-    if _controllers is None:
-        _controllers = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _controllers
+    return _blas().lib_controllers
 
 
 class ThreadChoice:
@@ -83,25 +89,25 @@ class ThreadChoice:
     def __init__(self, net):
         self.net = net
         self.enabled = False           # set by start_run
-        self.libraries = []            # (threadpoolctl controller, the thread count it had)
+        self.counts = []               # each BLAS library's thread count at the start of the run
         self.preferred = False         # one thread is the faster setting (False: the BLAS's own count)
         self.one = False               # the block now running uses one thread
         self.per_row = [None, None]    # smoothed seconds per row: with the BLAS's count, with one thread
         self.usual = [None, None]      # each setting's per-row time when it was last compared with the other
         self.interval = self.countdown = FIRST_PROBE
-        self.varies = {}               # id(out) -> (out, whether the product's bits change with the thread count)
+        self.varies = {}               # (id(out), operands' shapes and strides) -> (out, whether the bits change)
         self.blocks = [0, 0]           # blocks timed with each setting
         self.caches, self.products = [], []  # the epoch's workspaces, and the product function each had
         self.scratch = {}              # matmul's workspaces for the products on one thread
+        self._limiter = None           # threadpoolctl's record of the epoch's changes (see __enter__)
 
     def start_run(self):
         """At the start of a fit: whether there is a choice to make now (the timings carry over from the last fit of
         the same network and batch size)."""
-        libraries = _blas_libraries() if self.net.xp is np else []
-        self.libraries = [(lib, lib.num_threads) for lib in libraries]
+        self.counts = [lib.num_threads for lib in _blas_libraries()] if self.net.xp is np else []
         self.enabled = bool(
-            not os.environ.get("FFNN_FIXED_THREADS") and threading.current_thread() is threading.main_thread()
-            and any(threads > 1 for _, threads in self.libraries))
+            os.environ.get("FFNN_FIXED_THREADS", "0") in ("", "0")
+            and threading.current_thread() is threading.main_thread() and any(n > 1 for n in self.counts))
 
     def over(self, caches):
         """Switch the products of these workspaces in the coming ``with`` block."""
@@ -110,6 +116,10 @@ class ThreadChoice:
 
     def __enter__(self):
         if self.enabled:
+            # threadpoolctl's own context around the epoch's changes: OpenBLAS takes limits from one Python thread at
+            # a time, and the context hands that role back at its end, so that other threads can set limits again
+            self._limiter = _blas().limit(limits=None)
+            self._limiter.__enter__()
             self.products = [cache.matmul for cache in self.caches]
             self.start, self.rows, self.warm = time.perf_counter(), 0, False  # the first block warms up: not timed
             self._use(self.preferred)
@@ -117,7 +127,12 @@ class ThreadChoice:
 
     def __exit__(self, *exc):
         if self.enabled:
-            self._use(False)
+            try:
+                self._set_threads(False)  # whatever a KeyboardInterrupt left half done
+                self._use(False)
+            finally:
+                limiter, self._limiter = self._limiter, None
+                limiter.__exit__(None, None, None)
             # let go of the epoch's workspaces; the next epoch looks at its products again
             self.varies.clear()
             self.scratch.clear()
@@ -168,15 +183,17 @@ class ThreadChoice:
             cache.matmul = self.matmul if one else product
 
     def _set_threads(self, one):
-        for lib, threads in self.libraries:
+        for lib, threads in zip(_blas_libraries(), self.counts):
             lib.set_num_threads(1 if one else threads)
 
     def matmul(self, A, B, out):
         """The product on one thread (``matmul``, which gives the same bits as the workspace's own product), or on
         all of them for a product whose bits depend on it."""
-        known = self.varies.get(id(out))
+        # by output and operand shapes: workspaces of different batch sizes share their gradients' outputs
+        key = (id(out), A.shape, A.strides, B.shape, B.strides)
+        known = self.varies.get(key)
         if known is None or known[0] is not out:
-            known = self.varies[id(out)] = (out, self._bits_vary(A, B, out))
+            known = self.varies[key] = (out, self._bits_vary(A, B, out))
         if not known[1]:
             return matmul(A, B, out, self.scratch)
         self._set_threads(False)

@@ -288,8 +288,9 @@ class Trainer:
 
     def _checked(self, X, y):
         """X and y as fit() passes them, for a Trainer used on its own: the network's dtype, its number of features,
-        labels or targets that fit it (each a clear error otherwise). X is checked for NaN only where it has to be
-        converted: fit() has checked it, and this runs at every call."""
+        labels or targets that fit it (each a clear error otherwise). X is checked for NaN and infinities here only
+        where it has to be converted (fit() has checked it, and this runs at every call), and otherwise when a loss
+        turns non-finite."""
         net = self.net
         if not isinstance(X, ScaledBytes):
             X = np.asarray(X)
@@ -311,9 +312,7 @@ class Trainer:
                 y_hat, _ = net.forward_propagation(xb, cache, rng=self.rng)
                 loss = net.loss(cache, yb, check=False)
                 if not math.isfinite(loss):
-                    if not np.isfinite(xb).all():  # inputs fit() refuses, given to a Trainer used on its own
-                        self._restore_snapshot()
-                        raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
+                    self._check_finite_inputs(s)
                     self._diverged(loss, f"at epoch {epoch}, batch {i + 1} of {s.n_batches}")
                 net.back_propagation(cache, yb, out=self._grad, check=False)
                 self._update(s)
@@ -327,6 +326,16 @@ class Trainer:
                     break
                 threads.batch_done(m)
         return loss_sum, correct
+
+    def _check_finite_inputs(self, s):
+        # A loss that turned non-finite may come from inputs fit() refuses, given to a Trainer used on its own (X is
+        # looked at only now, so that a run pays nothing for it); they are named rather than taken for divergence.
+        if isinstance(s.X, ScaledBytes):  # finite by construction
+            return
+        for start in range(0, s.X.shape[0], 1024):
+            if not np.isfinite(s.X[start:start + 1024]).all():
+                self._restore_snapshot()
+                raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
 
     def _update(self, s):
         """The optimizer's step, with weight decay as an L2 gradient or decoupled."""
