@@ -196,7 +196,7 @@ class Network:
         # it in chunks, so that the bits do not depend on the BLAS's thread count (see ffnn.threads).
         if self.xp is not np:
             return cuda.gemm
-        if max(*self.sizes, batch) <= threads.INNER[np.dtype(self.dtype).itemsize]:
+        if max(*self.sizes, batch) <= threads.chunk_limit(self.dtype):
             return np.matmul
         return functools.partial(threads.matmul, scratch={})
 
@@ -413,10 +413,14 @@ class Network:
             return X
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
-        if finite:  # in blocks, so that a large training set does not need a boolean copy of itself
-            for start in range(0, X.shape[0], 1024):
-                self._check_finite(X[start:start + 1024])
+        if finite:
+            self._check_finite_rows(X)
         return X
+
+    def _check_finite_rows(self, X):
+        # in blocks, so that a large training set does not need a boolean copy of itself
+        for start in range(0, X.shape[0], 1024):
+            self._check_finite(X[start:start + 1024])
 
     def _check_finite(self, X):
         if not bool(self.xp.isfinite(X).all()):

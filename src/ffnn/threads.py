@@ -13,15 +13,15 @@ The numbers do not depend on the choice. The network's products sum long inner d
 which gives the same bits on one thread as on several with numpy's OpenBLAS on x86-64 (tested on AVX-512). A
 product whose bits still change with the thread count (another BLAS, or another processor's kernels, may split
 differently) is found on random data of its shapes the first time it runs on one thread, and from then on runs on
-all of them. A run is therefore bit-identical to one with the thread count
-fixed, and here also (numpy's OpenBLAS on two threads) to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check
-both). Beyond the products, nothing in the training step uses BLAS: the softmax's row sums and the estimators'
+all of them. A run is therefore bit-identical to one with the thread count fixed, and here also (numpy's OpenBLAS
+on two threads) to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both). Beyond the products, nothing in the training step uses BLAS: the softmax's row sums and the estimators'
 weighted loss are NumPy reductions, which do not depend on threads.
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
 with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` (any value but 0) turns it off.
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -52,7 +52,7 @@ def matmul(A, B, out, scratch):
     chunk short enough not to be split gives the same bits either way, so ThreadChoice can run such products on one
     thread. Each chunk costs one more call and one addition: 2-3% on that product.
     """
-    K, most = A.shape[1], INNER.get(out.itemsize, 384)
+    K, most = A.shape[1], chunk_limit(out.dtype)
     if K <= most:
         return np.matmul(A, B, out=out)
     size = -(-K // -(-K // most))
@@ -64,6 +64,11 @@ def matmul(A, B, out, scratch):
         np.matmul(A[:, start:start + size], B[start:start + size], out=part)
         out += part
     return out
+
+
+def chunk_limit(dtype):
+    """The most terms of an inner dimension that one BLAS call of ``matmul`` sums for arrays of ``dtype``."""
+    return INNER[np.dtype(dtype).itemsize]
 
 
 def _blas():
@@ -196,9 +201,15 @@ class ThreadChoice:
             known = self.varies[key] = (out, self._bits_vary(A, B, out))
         if not known[1]:
             return matmul(A, B, out, self.scratch)
+        with self._all_threads():
+            return matmul(A, B, out, self.scratch)
+
+    @contextlib.contextmanager
+    def _all_threads(self):
+        # within a one-thread block: the BLAS's own count for one call
         self._set_threads(False)
         try:
-            return matmul(A, B, out, self.scratch)
+            yield
         finally:
             self._set_threads(True)
 
@@ -209,9 +220,6 @@ class ThreadChoice:
         A_[...] = rng.standard_normal(A.shape)
         B_[...] = rng.standard_normal(B.shape)
         matmul(A_, B_, one, self.scratch)
-        self._set_threads(False)
-        try:
+        with self._all_threads():
             matmul(A_, B_, many, self.scratch)
-        finally:
-            self._set_threads(True)
         return not np.array_equal(one, many)

@@ -332,10 +332,11 @@ class Trainer:
         # looked at only now, so that a run pays nothing for it); they are named rather than taken for divergence.
         if isinstance(s.X, ScaledBytes):  # finite by construction
             return
-        for start in range(0, s.X.shape[0], 1024):
-            if not np.isfinite(s.X[start:start + 1024]).all():
-                self._restore_snapshot()
-                raise DataError("X contains NaN or infinite values; only finite numbers are allowed")
+        try:
+            self.net._check_finite_rows(s.X)
+        except DataError:
+            self._restore_snapshot()
+            raise
 
     def _update(self, s):
         """The optimizer's step, with weight decay as an L2 gradient or decoupled."""
