@@ -603,6 +603,68 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     check_exact(study, 10, tmp_path, grid=True)
 
 
+# -- worker processes on this machine (--jobs) -------------------------------------------------------------------
+def trial_values(study):
+    return {tuple(sorted(t.params.items())): t.value for t in study.trials if t.state == TrialState.COMPLETE}
+
+
+def test_jobs_run_the_trials_in_worker_processes_with_the_numbers_of_one_process(tmp_path):
+    spec = sw.parse_sweep(GRID)
+    alone = sw.run_sweep(spec, 8, study_name="one", output_dir=str(tmp_path / "one"), verbose=0)
+    lines = []
+    shared = sw.run_sweep(spec, 8, study_name="two", output_dir=str(tmp_path / "two"), log=lines.append, jobs=2)
+    assert alone.finished == shared.finished == 8 and shared.ran == list(range(8))
+    one, two = load(f"sqlite:///{tmp_path}/one/study.db", "one"), load(f"sqlite:///{tmp_path}/two/study.db", "two")
+    assert states(two) == {"COMPLETE": 8}
+    assert trial_values(two) == trial_values(one)  # each grid point trained to the same numbers on one thread
+    assert "; 2 workers, " in lines[0]
+    assert sorted(int(line.split()[1]) for line in lines if line.startswith("trial ")) == list(range(8))
+    assert lines[-2].startswith("study 'two': 8 trials finished (8 here)")
+    assert len(os.listdir(tmp_path / "two" / "trials")) == 8
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
+    with pytest.raises(ConfigError, match="--jobs must be a positive integer"):
+        sw.run_sweep(sw.parse_sweep(GRID), 2, study_name="j", output_dir=str(tmp_path / "o"), verbose=0, jobs=jobs)
+
+
+def test_an_in_memory_storage_cannot_be_shared_by_jobs(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be shared by --jobs 2 workers"):
+        sw.run_sweep(sw.parse_sweep(GRID), 2, study_name="m", storage="sqlite:///:memory:",
+                     output_dir=str(tmp_path / "o"), verbose=0, jobs=2)
+
+
+def test_a_failing_worker_stops_the_others_and_its_error_is_raised_here(tmp_path):
+    spec = sw.parse_sweep({"method": "grid", "parameters": {"dataset": {"value": "iris"}, "epochs": {"value": 2},
+                                                            "batch_size": {"values": [16, 100000]}}})
+    with pytest.raises(ConfigError, match="batch_size 100000 is larger than"):
+        sw.run_sweep(spec, 2, study_name="f", output_dir=str(tmp_path / "o"), verbose=0, jobs=2)
+    study = load(f"sqlite:///{tmp_path}/o/study.db", "f")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert {"batch_size": 100000} in [t.params for t in failed]
+    assert "RUNNING" not in states(study)  # the other worker's trial was finished or given back
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_gives_the_workers_trials_back(tmp_path):
+    import signal
+
+    path = write_sweep(tmp_path / "s.yaml", SLOWER)
+    proc = subprocess.Popen([sys.executable, "-m", "ffnn", "sweep", path, "--trials", "12", "--study", "c",
+                             "--output-dir", str(tmp_path / "o"), "-j", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:  # a worker has finished a trial: both are past their start
+        if line.startswith("trial "):
+            break
+    proc.send_signal(signal.SIGINT)  # to the command alone, as a terminal's Ctrl-C reaches it
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("ffnn: interrupted: the workers' trials were given back")
+    counts = states(load(f"sqlite:///{tmp_path}/o/study.db", "c"))
+    assert "RUNNING" not in counts and counts["COMPLETE"] < 12
+
+
 # -- the ffnn command -----------------------------------------------------------------------------------------------
 def test_ffnn_sweep_command(tmp_path):
     path = write_sweep(tmp_path / "s.yaml", GRID)

@@ -17,7 +17,8 @@ Several processes, on one machine or many, share a study through one storage. Ea
 lock held in the storage itself (a lock file beside a SQLite database or journal file, an advisory lock in
 PostgreSQL or MySQL): it counts the finished and running trials, and creates a new one only while that count is
 below the requested total. So the study ends with exactly that many finished trials, and grid points are never
-run twice. A running trial writes a heartbeat into the storage; one silent for ``STALE_SECONDS`` (its worker was
+run twice. ``--jobs N`` starts N such workers on this machine, in processes of their own (``_run_workers``). A
+running trial writes a heartbeat into the storage; one silent for ``STALE_SECONDS`` (its worker was
 killed) is marked failed by the next worker that claims a trial, which frees its place (and its grid point).
 
 A sweep folder holds
@@ -857,7 +858,8 @@ class SweepResult:
 
 
 def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir=None, base=None, seed=None,
-              prune=True, wandb_project=None, wandb_entity=None, verbose=1, log=print, base_source="base settings"):
+              prune=True, wandb_project=None, wandb_entity=None, verbose=1, log=print, base_source="base settings",
+              jobs=1):
     """Run trials of a study until it has ``n_trials`` finished ones (complete or pruned), in any number of workers.
 
     Parameters
@@ -879,6 +881,8 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
         Stop unpromising trials early (median pruner on the per-epoch metric, or the file's Hyperband).
     base_source : str
         What ``base`` came from, for error messages (the --config file).
+    jobs : int
+        Worker processes on this machine (see :func:`_run_workers`); worker i samples with ``seed + i``.
 
     Returns
     -------
@@ -896,6 +900,8 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
             raise ConfigError("give the number of trials: --trials N (or run_cap in the sweep file)")
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"--trials must be a positive integer; got {n_trials!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be a positive integer; got {jobs!r}")
     if sweep.method == "grid" and n_trials > sweep.grid_size:
         log(f"the grid has {sweep.grid_size} points; the study stops there")
         n_trials = sweep.grid_size
@@ -915,18 +921,24 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
 
         if not wandb_available():
             project = None
-    ran = []
     finished = count_trials(study)[0]
+    jobs = min(jobs, max(1, n_trials - finished))  # more workers than trials left would only load the data
+    if jobs > 1 and store.dialect == "sqlite" and not store._sqlite_path():
+        raise ConfigError(f"storage {store.display} lives in one process and cannot be shared by --jobs {jobs} "
+                          "workers; use a SQLite file (the default) or a journal file")
     if verbose:
+        threads = max(1, _cores() // jobs)
         log(f"study {study_name!r} in {store.display}: {finished} of {plural(n_trials, 'trial')} finished; "
-            f"runs go to {os.path.join(output_dir, TRIALS_DIR)}")
-    while True:
-        claimed = claim_trial(study, sweep, store, study_name, n_trials)
-        if claimed is None:
-            break
-        trial, params = claimed
-        _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log)
-        ran.append(trial.number)
+            f"runs go to {os.path.join(output_dir, TRIALS_DIR)}"
+            + (f"; {jobs} workers, {plural(threads, 'thread')} each" if jobs > 1 else ""))
+    work = {"sweep": sweep, "n_trials": n_trials, "storage": f"journal:{store.journal}" if store.journal else store.url,
+            "study_name": study_name, "output_dir": output_dir, "base": base, "seed": seed, "prune": prune,
+            "max_epochs": max_epochs, "project": project, "entity": entity, "verbose": verbose}
+    if jobs > 1:
+        datasets.clear()  # the workers load their own
+        ran = _run_workers(jobs, work, log)
+    else:
+        ran = _claims(study, store, datasets, log=log, **work)
     finished = count_trials(study)[0]
     best = _best(study)
     if verbose:
@@ -941,6 +953,190 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
             config_path = shlex.quote(os.path.join(best["run_dir"], "config.json"))
             log(f"train the best settings again: ffnn train --config {config_path} --output-dir runs --name best")
     return SweepResult(study_name, store.display, output_dir, finished, ran, best)
+
+
+def _claims(study, store, datasets, *, sweep, n_trials, study_name, output_dir, base, project, entity, verbose,
+            log, **_):
+    """Claim and run trials until the study has enough; the numbers of those this process ran."""
+    ran = []
+    while True:
+        claimed = claim_trial(study, sweep, store, study_name, n_trials)
+        if claimed is None:
+            return ran
+        trial, params = claimed
+        _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log)
+        ran.append(trial.number)
+
+
+def _cores():
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run_workers(jobs, work, log):
+    """Run the study's trials in ``jobs`` worker processes on this machine; the numbers of the trials they ran.
+
+    Each worker claims trials as any other worker of the study does, and runs its BLAS on an equal share of the
+    cores: one training on each core, rather than each training on all of them in turn, keeps every core busy
+    through the parts of a step that run on one (a trial's numbers do not depend on its thread count). Their log
+    lines come here. A Ctrl-C here is passed on to every worker, which gives its trial back (a second one stops it
+    at once); when one worker fails, the others are stopped in the same way and its error is raised here.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or connections carried over
+    threads = max(1, _cores() // jobs)
+    handle = _main_thread()
+    previous = signal.getsignal(signal.SIGINT) if handle else None
+    if handle:  # the workers start with Ctrl-C ignored, until they can take it (see _worker)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    workers, ready, processes = {}, [], []
+    stops = [0]  # Ctrl-Cs, and stops after an error, to pass on to each worker
+
+    def stop_workers(*_):
+        stops[0] += 1
+        for process in ready:
+            _interrupt(process)
+
+    try:
+        for i in range(jobs):
+            receive, send = context.Pipe(duplex=False)
+            seed = None if work["seed"] is None else work["seed"] + i
+            process = context.Process(target=_worker, args=(send, threads, {**work, "seed": seed}),
+                                      name=f"ffnn-sweep-{i + 1}", daemon=True)
+            process.start()
+            send.close()
+            workers[receive] = process
+            processes.append(process)
+        if handle and previous is not signal.SIG_IGN:  # started with Ctrl-C ignored (in the background): keep it so
+            signal.signal(signal.SIGINT, stop_workers)
+        ran, error, interrupted = [], None, False
+        while workers:
+            for receive in multiprocessing.connection.wait(list(workers)):
+                process = workers[receive]
+                try:
+                    kind, value = receive.recv()
+                except EOFError:  # ended without a word
+                    process.join()
+                    if process.exitcode == -signal.SIGINT:
+                        kind = "interrupted"
+                    else:
+                        kind, value = "error", (FFNNError(
+                            f"sweep worker {process.name} ended without a result (exit code {process.exitcode}); "
+                            "a trial it was running counts as failed once silent for a while: run the same "
+                            "command again to continue the study"), None)
+                if kind == "log":
+                    log(value)
+                    continue
+                if kind == "ready":
+                    ready.append(process)
+                    if stops[0]:
+                        _interrupt(process)
+                    continue
+                del workers[receive]
+                ready[:] = [p for p in ready if p is not process]
+                if kind == "done":
+                    ran += value
+                elif kind == "interrupted":
+                    interrupted = True
+                elif error is None:
+                    error = value
+                    stop_workers()  # the others give their trials back
+        if error is not None:
+            exc, remote = error
+            if remote:
+                raise exc from _RemoteTraceback(remote)
+            raise exc
+        if interrupted:
+            raise Interrupted("interrupted: the workers' trials were given back; run the same command again to "
+                              "continue the study")
+        return sorted(ran)
+    except BaseException:  # whatever stopped this process (its output closed, say) stops the workers too
+        for receive, process in workers.items():
+            with contextlib.suppress(Exception):
+                while receive.poll():
+                    if receive.recv()[0] == "ready":
+                        ready.append(process)
+        stop_workers()
+        for process in processes:
+            if process not in ready and process.is_alive():  # starting, Ctrl-C ignored: it has claimed nothing
+                process.terminate()
+        raise
+    finally:
+        if handle:
+            signal.signal(signal.SIGINT, previous)
+        for process in processes:
+            process.join()
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(process):
+    import signal
+
+    if os.name == "posix":
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGINT)
+    else:
+        process.terminate()
+
+
+class _RemoteTraceback(Exception):
+    """A worker's traceback, as the cause of the error it raised (shown with --debug)."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _worker(send, threads, work):
+    """One worker process of :func:`_run_workers`: the claim loop with ``threads`` BLAS threads. Its log lines, and at
+    the end what it ran or why it stopped, go back through ``send``."""
+    import pickle
+    import signal
+    import traceback
+
+    if os.name == "posix":  # Ctrl-C in a terminal now reaches only the process that started this one, which passes
+        with contextlib.suppress(OSError):  # it on once
+            os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        send.send(("ready", None))
+        import numpy  # noqa: F401 (the BLAS is loaded, so that threadpoolctl finds it)
+        import optuna
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+        def log(line):
+            send.send(("log", line))
+
+        store = Storage(work["storage"])
+        study = open_study(work["sweep"], store, work["study_name"], seed=work["seed"], prune=work["prune"],
+                           base=work["base"], max_epochs=work["max_epochs"])
+        ran = _claims(study, store, {}, log=log, **work)
+    except (Interrupted, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already
+        send.send(("interrupted", None))
+    except BaseException as exc:  # noqa: BLE001 (every error goes to the process that started this one)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        remote = None if isinstance(exc, FFNNError) else traceback.format_exc()
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        send.send(("error", (exc, remote)))
+    else:
+        send.send(("done", ran))
+    finally:
+        send.close()
 
 
 def _best(study):
@@ -1069,8 +1265,10 @@ def add_parser(subparsers):
     p.add_argument("--config", metavar="FILE.yaml", help="training settings under the sweep's parameters")
     p.add_argument("-d", "--dataset", help="dataset for every trial (instead of the sweep's)")
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", help="folder with the dataset files")
-    p.add_argument("--seed", type=int, help="seed of the random and bayes samplers (one per worker)")
+    p.add_argument("--seed", type=int, help="seed of the random and bayes samplers (one per worker; --jobs worker i adds i)")
     p.add_argument("--no-prune", dest="prune", action="store_false", help="never stop a trial early")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="worker processes on this machine, each with an equal share of its cores (default 1)")
     p.add_argument("-wp", "--wandb_project", "--wandb-project", dest="wandb_project",
                    help="log every trial to this Weights & Biases project (needs ffnn[wandb])")
     p.add_argument("-we", "--wandb_entity", "--wandb-entity", dest="wandb_entity", help="Weights & Biases entity")
@@ -1099,7 +1297,7 @@ def cmd_sweep(args):
         run_sweep(sweep, args.trials, storage=args.storage, study_name=args.study, output_dir=args.output_dir,
                   base=base, seed=args.seed, prune=args.prune, wandb_project=args.wandb_project,
                   wandb_entity=args.wandb_entity, verbose=0 if args.quiet else 1,
-                  base_source=args.config or "command line")
+                  base_source=args.config or "command line", jobs=args.jobs)
     except Interrupted as exc:
         print(f"ffnn: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
