@@ -646,23 +646,58 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_raised_here(tmp_path
     assert "RUNNING" not in states(study)  # the other worker's trial was finished or given back
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
-def test_ctrl_c_gives_the_workers_trials_back(tmp_path):
-    import signal
-
+def start_sweep(tmp_path, jobs):
+    """``ffnn sweep`` of SLOWER in a session of its own, once it has finished a trial."""
     path = write_sweep(tmp_path / "s.yaml", SLOWER)
     proc = subprocess.Popen([sys.executable, "-m", "ffnn", "sweep", path, "--trials", "12", "--study", "c",
-                             "--output-dir", str(tmp_path / "o"), "-j", "2"], stdout=subprocess.PIPE,
+                             "--output-dir", str(tmp_path / "o"), "-j", str(jobs)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    for line in proc.stdout:  # a worker has finished a trial: both are past their start
+    for line in proc.stdout:
         if line.startswith("trial "):
             break
-    proc.send_signal(signal.SIGINT)  # to the command alone, as a terminal's Ctrl-C reaches it
+    return proc
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_gives_the_running_trials_back(tmp_path, jobs):
+    import signal
+
+    proc = start_sweep(tmp_path, jobs)
+    proc.send_signal(signal.SIGINT)  # to the command alone, as a terminal's Ctrl-C reaches it (and its workers)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("ffnn: interrupted: the workers' trials were given back")
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0] == "ffnn: stopping after the current batch (press Ctrl-C again to abort at once)"
+    assert lines[-1].startswith("ffnn: interrupted: ") and lines[-1].endswith("run the same command again to "
+                                                                                 "continue the study")
     counts = states(load(f"sqlite:///{tmp_path}/o/study.db", "c"))
-    assert "RUNNING" not in counts and counts["COMPLETE"] < 12
+    assert "RUNNING" not in counts and counts["COMPLETE"] + counts["PRUNED"] < 12
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # ended, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_workers_stop_when_the_sweep_command_is_killed(tmp_path):
+    import signal
+
+    proc = start_sweep(tmp_path, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    study = load(f"sqlite:///{tmp_path}/o/study.db", "c")
+    pids = {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in study.trials if "worker" in t.user_attrs}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
+        time.sleep(0.1)
+    assert pids and all(gone(pid) for pid in pids)
+    assert "RUNNING" not in states(load(f"sqlite:///{tmp_path}/o/study.db", "c"))  # their trials were given back
 
 
 # -- the ffnn command -----------------------------------------------------------------------------------------------

@@ -938,7 +938,9 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
         datasets.clear()  # the workers load their own
         ran = _run_workers(jobs, work, log)
     else:
-        ran = _claims(study, store, datasets, log=log, **work)
+        stop = _Stop()
+        with _stop_on_sigint(stop):
+            ran = _claims(study, store, datasets, log=log, stop=stop, **work)
     finished = count_trials(study)[0]
     best = _best(study)
     if verbose:
@@ -956,16 +958,71 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
 
 
 def _claims(study, store, datasets, *, sweep, n_trials, study_name, output_dir, base, project, entity, verbose,
-            log, **_):
-    """Claim and run trials until the study has enough; the numbers of those this process ran."""
+            log, stop, **_):
+    """Claim and run trials until the study has enough, or ``stop`` is requested; the numbers of those this process
+    ran (Interrupted when stopped)."""
     ran = []
-    while True:
+    while not stop.requested:
         claimed = claim_trial(study, sweep, store, study_name, n_trials)
         if claimed is None:
             return ran
         trial, params = claimed
-        _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log)
+        if stop.requested:  # asked while claiming: the trial goes back before it starts
+            with contextlib.suppress(Exception):
+                study.tell(trial, state=_trial_states().FAIL)
+            raise Interrupted(f"interrupted: trial {trial.number} was given back; run the same command again to "
+                              "continue the study")
+        _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log, stop)
         ran.append(trial.number)
+    raise Interrupted("interrupted: run the same command again to continue the study")
+
+
+class _Stop:
+    """A request to stop a worker's trials: the running one after its current batch (it is given back), and no
+    other is claimed. A Trainer callback, so that it knows the running trial's trainer; ``request`` may be called
+    from any thread."""
+
+    def __init__(self):
+        self.requested = False
+        self.aborting = False  # a second request: stop at once
+        self.trainer = None
+
+    def on_epoch_begin(self, trainer):
+        self.trainer = trainer
+        if self.requested:
+            trainer.stop_requested = True
+
+    def request(self):
+        self.requested = True
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.stop_requested = True
+
+
+STOPPING = "ffnn: stopping after the current batch (press Ctrl-C again to abort at once)"
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(stop):
+    """In the block, a first Ctrl-C requests ``stop`` and a second one interrupts at once (KeyboardInterrupt)."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT) if _main_thread() else signal.SIG_IGN
+    if previous is signal.SIG_IGN:  # not the main thread, or started with Ctrl-C ignored: nothing to take
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request()
+        print(f"\n{STOPPING}", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _cores():
@@ -982,8 +1039,9 @@ def _run_workers(jobs, work, log):
     Each worker claims trials as any other worker of the study does, and runs its BLAS on an equal share of the
     cores: one training on each core, rather than each training on all of them in turn, keeps every core busy
     through the parts of a step that run on one (a trial's numbers do not depend on its thread count). Their log
-    lines come here. A Ctrl-C here is passed on to every worker, which gives its trial back (a second one stops it
-    at once); when one worker fails, the others are stopped in the same way and its error is raised here.
+    lines come here. The workers take no Ctrl-C of their own: this process tells them through a pipe each to stop
+    after the current batch and give its trial back (a second Ctrl-C: at once). When one worker fails, the others
+    are stopped in the same way and its error is raised here; when this process ends, its workers stop too.
     """
     import multiprocessing
     import multiprocessing.connection
@@ -993,28 +1051,36 @@ def _run_workers(jobs, work, log):
     threads = max(1, _cores() // jobs)
     handle = _main_thread()
     previous = signal.getsignal(signal.SIGINT) if handle else None
-    if handle:  # the workers start with Ctrl-C ignored, until they can take it (see _worker)
+    if handle:  # the workers start with Ctrl-C ignored (see _worker)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    workers, ready, processes = {}, [], []
-    stops = [0]  # Ctrl-Cs, and stops after an error, to pass on to each worker
+    workers, controls = {}, {}  # receiving end of each worker's messages -> its process; process -> its control
+    stops = [0]
 
-    def stop_workers(*_):
+    def stop_workers(what="stop"):
+        for process, control in controls.items():
+            if process.is_alive():
+                with contextlib.suppress(OSError):
+                    control.send(what)
+
+    def on_sigint(signum, frame):
         stops[0] += 1
-        for process in ready:
-            _interrupt(process)
+        if stops[0] == 1:
+            print(f"\n{STOPPING}", file=sys.stderr)
+        stop_workers("stop" if stops[0] == 1 else "abort")
 
     try:
         for i in range(jobs):
             receive, send = context.Pipe(duplex=False)
+            listen, control = context.Pipe(duplex=False)
             seed = None if work["seed"] is None else work["seed"] + i
-            process = context.Process(target=_worker, args=(send, threads, {**work, "seed": seed}),
+            process = context.Process(target=_worker, args=(send, listen, threads, {**work, "seed": seed}),
                                       name=f"ffnn-sweep-{i + 1}", daemon=True)
             process.start()
             send.close()
-            workers[receive] = process
-            processes.append(process)
+            listen.close()
+            workers[receive], controls[process] = process, control
         if handle and previous is not signal.SIG_IGN:  # started with Ctrl-C ignored (in the background): keep it so
-            signal.signal(signal.SIGINT, stop_workers)
+            signal.signal(signal.SIGINT, on_sigint)
         ran, error, interrupted = [], None, False
         while workers:
             for receive in multiprocessing.connection.wait(list(workers)):
@@ -1023,23 +1089,14 @@ def _run_workers(jobs, work, log):
                     kind, value = receive.recv()
                 except EOFError:  # ended without a word
                     process.join()
-                    if process.exitcode == -signal.SIGINT:
-                        kind = "interrupted"
-                    else:
-                        kind, value = "error", (FFNNError(
-                            f"sweep worker {process.name} ended without a result (exit code {process.exitcode}); "
-                            "a trial it was running counts as failed once silent for a while: run the same "
-                            "command again to continue the study"), None)
+                    kind, value = "error", (FFNNError(
+                        f"sweep worker {process.name} ended without a result (exit code {process.exitcode}); "
+                        "a trial it was running counts as failed once silent for a while: run the same "
+                        "command again to continue the study"), None)
                 if kind == "log":
                     log(value)
                     continue
-                if kind == "ready":
-                    ready.append(process)
-                    if stops[0]:
-                        _interrupt(process)
-                    continue
                 del workers[receive]
-                ready[:] = [p for p in ready if p is not process]
                 if kind == "done":
                     ran += value
                 elif kind == "interrupted":
@@ -1057,35 +1114,24 @@ def _run_workers(jobs, work, log):
                               "continue the study")
         return sorted(ran)
     except BaseException:  # whatever stopped this process (its output closed, say) stops the workers too
-        for receive, process in workers.items():
-            with contextlib.suppress(Exception):
-                while receive.poll():
-                    if receive.recv()[0] == "ready":
-                        ready.append(process)
         stop_workers()
-        for process in processes:
-            if process not in ready and process.is_alive():  # starting, Ctrl-C ignored: it has claimed nothing
-                process.terminate()
         raise
     finally:
         if handle:
             signal.signal(signal.SIGINT, previous)
-        for process in processes:
+        while workers:  # stopping: what they still say is not read, only let through
+            for receive in multiprocessing.connection.wait(list(workers)):
+                try:
+                    receive.recv()
+                except (EOFError, OSError):
+                    del workers[receive]
+        for process, control in controls.items():
             process.join()
+            control.close()
 
 
 def _main_thread():
     return threading.current_thread() is threading.main_thread()
-
-
-def _interrupt(process):
-    import signal
-
-    if os.name == "posix":
-        with contextlib.suppress(OSError):
-            os.kill(process.pid, signal.SIGINT)
-    else:
-        process.terminate()
 
 
 class _RemoteTraceback(Exception):
@@ -1095,19 +1141,40 @@ class _RemoteTraceback(Exception):
         return self.args[0]
 
 
-def _worker(send, threads, work):
+def _worker(send, listen, threads, work):
     """One worker process of :func:`_run_workers`: the claim loop with ``threads`` BLAS threads. Its log lines, and at
-    the end what it ran or why it stopped, go back through ``send``."""
+    the end what it ran or why it stopped, go back through ``send``; ``listen`` brings "stop" and "abort", and its
+    end (the process that started this one is gone) stops it as "stop" does."""
+    import _thread
     import pickle
     import signal
     import traceback
 
-    if os.name == "posix":  # Ctrl-C in a terminal now reaches only the process that started this one, which passes
-        with contextlib.suppress(OSError):  # it on once
-            os.setsid()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = _Stop()
+
+    def on_sigint(signum, frame):  # a terminal's Ctrl-C also reaches the starting process, which passes it on
+        if stop.aborting:  # interrupt_main below
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+    def listener():
+        try:
+            while True:
+                if listen.recv() == "abort":
+                    stop.aborting = True
+                    _thread.interrupt_main()
+                stop.request()
+        except (EOFError, OSError):
+            stop.request()
+
+    threading.Thread(target=listener, name="ffnn-sweep-control", daemon=True).start()
+
+    def tell(message):
+        with contextlib.suppress(OSError):  # the starting process is gone
+            send.send(message)
+
     try:
-        send.send(("ready", None))
         import numpy  # noqa: F401 (the BLAS is loaded, so that threadpoolctl finds it)
         import optuna
         from threadpoolctl import threadpool_limits
@@ -1121,20 +1188,18 @@ def _worker(send, threads, work):
         store = Storage(work["storage"])
         study = open_study(work["sweep"], store, work["study_name"], seed=work["seed"], prune=work["prune"],
                            base=work["base"], max_epochs=work["max_epochs"])
-        ran = _claims(study, store, {}, log=log, **work)
+        ran = _claims(study, store, {}, log=log, stop=stop, **work)
     except (Interrupted, KeyboardInterrupt):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already
-        send.send(("interrupted", None))
+        tell(("interrupted", None))
     except BaseException as exc:  # noqa: BLE001 (every error goes to the process that started this one)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         remote = None if isinstance(exc, FFNNError) else traceback.format_exc()
         try:
-            pickle.dumps(exc)
+            pickle.loads(pickle.dumps(exc))
         except Exception:  # noqa: BLE001
             exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-        send.send(("error", (exc, remote)))
+        tell(("error", (exc, remote)))
     else:
-        send.send(("done", ran))
+        tell(("done", ran))
     finally:
         send.close()
 
@@ -1180,7 +1245,7 @@ def _check_metric(sweep, dataset):
                           "regression task (use val_loss)")
 
 
-def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log):
+def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log, stop):
     from optuna.trial import TrialState
 
     from . import runs
@@ -1198,7 +1263,7 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
         for key, value in (("run_name", name), ("run_dir", run_dir), ("worker", worker)):
             trial.set_user_attr(key, value)
         pruning = Pruning(trial, METRICS[sweep.metric][0] if METRICS[sweep.metric][1] == "history" else None)
-        callbacks = [pruning]
+        callbacks = [pruning, stop]  # stop: the running trial's Ctrl-C (see _stop_on_sigint and _worker)
         if project:
             from .wandb_logging import make_logger
 
@@ -1207,7 +1272,7 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
             callbacks.append(logger)
         with heartbeat(study, trial._trial_id):
             result = runs.train(config, run_dir=run_dir, callbacks=[c for c in callbacks if c], verbose=0,
-                                dataset=dataset, handle_sigint=True, log=log)
+                                dataset=dataset, handle_sigint=False, log=log)
         if logger is not None:
             logger.finish(result, dataset=dataset)
     except BaseException:
