@@ -1007,8 +1007,9 @@ def _stop_on_sigint(stop):
     """In the block, a first Ctrl-C requests ``stop`` and a second one interrupts at once (KeyboardInterrupt)."""
     import signal
 
-    previous = signal.getsignal(signal.SIGINT) if _main_thread() else signal.SIG_IGN
-    if previous is signal.SIG_IGN:  # not the main thread, or started with Ctrl-C ignored: nothing to take
+    previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
+    if previous in (None, signal.SIG_IGN):  # not the main thread, Ctrl-C ignored (in the background), or handled
+        # outside Python: nothing to take
         yield
         return
 
@@ -1049,8 +1050,8 @@ def _run_workers(jobs, work, log):
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or connections carried over
     threads = max(1, _cores() // jobs)
-    handle = _main_thread()
-    previous = signal.getsignal(signal.SIGINT) if handle else None
+    previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
+    handle = previous is not None  # from the main thread, with a handler that can be put back
     if handle:  # the workers start with Ctrl-C ignored (see _worker)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     workers, controls = {}, {}  # receiving end of each worker's messages -> its process; process -> its control
