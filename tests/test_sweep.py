@@ -646,6 +646,53 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_raised_here(tmp_path
     assert "RUNNING" not in states(study)  # the other worker's trial was finished or given back
 
 
+def test_a_claim_cut_short_gives_its_trial_back(tmp_path, monkeypatch):
+    spec = sw.parse_sweep(GRID)
+    store = sw.Storage(f"sqlite:///{tmp_path}/study.db")
+    study = sw.open_study(spec, store, "s")
+
+    def interrupted(trial, sweep):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw, "suggest", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sw.claim_trial(study, spec, store, "s", 8)
+    assert states(load(f"sqlite:///{tmp_path}/study.db", "s")) == {"FAIL": 1}  # not left running
+
+
+@pytest.mark.parametrize("n_trials", [1, 2])
+def test_a_stop_between_trials_is_an_interruption_unless_the_study_is_full(tmp_path, monkeypatch, n_trials):
+    spec = sw.parse_sweep(GRID)
+    store = sw.Storage(f"sqlite:///{tmp_path}/study.db")
+    study = sw.open_study(spec, store, "s")
+    stop, real = sw._Stop(), sw._run_trial
+
+    def run_then_stop(*args):
+        real(*args)
+        stop.request()  # a Ctrl-C as the first trial ends
+
+    monkeypatch.setattr(sw, "_run_trial", run_then_stop)
+    claims = dict(sweep=spec, n_trials=n_trials, study_name="s", output_dir=str(tmp_path), base={}, project=None,
+                  entity=None, verbose=0, log=print, stop=stop)
+    if n_trials == 1:
+        assert sw._claims(study, store, {}, **claims) == [0]
+    else:
+        with pytest.raises(sw.Interrupted, match="run the same command again"):
+            sw._claims(study, store, {}, **claims)
+    assert states(load(f"sqlite:///{tmp_path}/study.db", "s")) == {"COMPLETE": 1}
+
+
+def test_an_abort_interrupts_a_training_once_and_elsewhere_only_stops():
+    stop = sw._Stop()
+    stop.abort()  # claiming or giving back a trial: no KeyboardInterrupt there
+    assert stop.requested and not stop.aborted
+    stop.training = True
+    with pytest.raises(KeyboardInterrupt):
+        stop.abort()
+    stop.abort()  # once: giving the trial back is not cut short
+    assert stop.aborted
+
+
 def start_sweep(tmp_path, jobs):
     """``ffnn sweep`` of SLOWER in a session of its own, once it has finished a trial."""
     path = write_sweep(tmp_path / "s.yaml", SLOWER)

@@ -763,8 +763,13 @@ def claim_trial(study, sweep, storage, study_name, n_trials):
         if sweep.method == "grid" and len(_grid_taken(study)) >= sweep.grid_size:
             return None
         trial = study.ask()
-        study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
-        params = suggest(trial, sweep)
+        try:
+            study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+            params = suggest(trial, sweep)
+        except BaseException:  # interrupted, say: the trial goes back rather than stay running
+            with contextlib.suppress(Exception):
+                study.tell(trial, state=_trial_states().FAIL)
+            raise
     return trial, params
 
 
@@ -974,17 +979,21 @@ def _claims(study, store, datasets, *, sweep, n_trials, study_name, output_dir, 
                               "continue the study")
         _run_trial(study, trial, params, sweep, base, output_dir, datasets, project, entity, verbose, log, stop)
         ran.append(trial.number)
+    if count_trials(study)[0] >= n_trials:  # asked when there was nothing left to do
+        return ran
     raise Interrupted("interrupted: run the same command again to continue the study")
 
 
 class _Stop:
-    """A request to stop a worker's trials: the running one after its current batch (it is given back), and no
+    """A request to stop a process's trials: the running one after its current batch (it is given back), and no
     other is claimed. A Trainer callback, so that it knows the running trial's trainer; ``request`` may be called
     from any thread."""
 
     def __init__(self):
         self.requested = False
-        self.aborting = False  # a second request: stop at once
+        self.training = False      # a trial's training is running (set by _run_trial)
+        self.aborted = False       # abort() has interrupted it
+        self.abort_asked = False   # a worker was told to abort (see _worker)
         self.trainer = None
 
     def on_epoch_begin(self, trainer):
@@ -997,6 +1006,14 @@ class _Stop:
         trainer = self.trainer
         if trainer is not None:
             trainer.stop_requested = True
+
+    def abort(self):
+        """Stop at once, in the main thread: a KeyboardInterrupt, once, while a trial trains (which then gives it
+        back); anywhere else (claiming a trial, giving one back) the stop already asked for is as quick."""
+        self.request()
+        if self.training and not self.aborted:
+            self.aborted = True
+            raise KeyboardInterrupt
 
 
 STOPPING = "ffnn: stopping after the current batch (press Ctrl-C again to abort at once)"
@@ -1015,7 +1032,8 @@ def _stop_on_sigint(stop):
 
     def handler(signum, frame):
         if stop.requested:
-            raise KeyboardInterrupt
+            stop.abort()
+            return
         stop.request()
         print(f"\n{STOPPING}", file=sys.stderr)
 
@@ -1051,9 +1069,9 @@ def _run_workers(jobs, work, log):
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or connections carried over
     threads = max(1, _cores() // jobs)
     previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    handle = previous is not None  # from the main thread, with a handler that can be put back
-    if handle:  # the workers start with Ctrl-C ignored (see _worker)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # from the main thread, with a handler that can be put back, and not started with Ctrl-C ignored (in the
+    # background)
+    handle = previous not in (None, signal.SIG_IGN)
     workers, controls = {}, {}  # receiving end of each worker's messages -> its process; process -> its control
     stops = [0]
 
@@ -1069,19 +1087,31 @@ def _run_workers(jobs, work, log):
             print(f"\n{STOPPING}", file=sys.stderr)
         stop_workers("stop" if stops[0] == 1 else "abort")
 
+    # The workers start with Ctrl-C ignored, which they inherit through their start-up (see _worker); meanwhile it
+    # is also held back here, and taken once the handler is in place (where the system keeps a blocked signal
+    # that is ignored).
+    hold = handle and hasattr(signal, "pthread_sigmask")
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if handle:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        for i in range(jobs):
-            receive, send = context.Pipe(duplex=False)
-            listen, control = context.Pipe(duplex=False)
-            seed = None if work["seed"] is None else work["seed"] + i
-            process = context.Process(target=_worker, args=(send, listen, threads, {**work, "seed": seed}),
-                                      name=f"ffnn-sweep-{i + 1}", daemon=True)
-            process.start()
-            send.close()
-            listen.close()
-            workers[receive], controls[process] = process, control
-        if handle and previous is not signal.SIG_IGN:  # started with Ctrl-C ignored (in the background): keep it so
-            signal.signal(signal.SIGINT, on_sigint)
+        try:
+            for i in range(jobs):
+                receive, send = context.Pipe(duplex=False)
+                listen, control = context.Pipe(duplex=False)
+                seed = None if work["seed"] is None else work["seed"] + i
+                process = context.Process(target=_worker, args=(send, listen, threads, {**work, "seed": seed}),
+                                          name=f"ffnn-sweep-{i + 1}", daemon=True)
+                process.start()
+                send.close()
+                listen.close()
+                workers[receive], controls[process] = process, control
+        finally:
+            if handle:
+                signal.signal(signal.SIGINT, on_sigint)
+            if hold:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         ran, error, interrupted = [], None, False
         while workers:
             for receive in multiprocessing.connection.wait(list(workers)):
@@ -1118,8 +1148,6 @@ def _run_workers(jobs, work, log):
         stop_workers()
         raise
     finally:
-        if handle:
-            signal.signal(signal.SIGINT, previous)
         while workers:  # stopping: what they still say is not read, only let through
             for receive in multiprocessing.connection.wait(list(workers)):
                 try:
@@ -1129,6 +1157,8 @@ def _run_workers(jobs, work, log):
         for process, control in controls.items():
             process.join()
             control.close()
+        if handle:  # only now: a Ctrl-C until the workers have ended is passed on to them
+            signal.signal(signal.SIGINT, previous)
 
 
 def _main_thread():
@@ -1154,19 +1184,24 @@ def _worker(send, listen, threads, work):
     stop = _Stop()
 
     def on_sigint(signum, frame):  # a terminal's Ctrl-C also reaches the starting process, which passes it on
-        if stop.aborting:  # interrupt_main below
-            raise KeyboardInterrupt
+        if stop.abort_asked:  # interrupt_main below
+            stop.abort()
 
     signal.signal(signal.SIGINT, on_sigint)
+    for name in ("SIGTERM", "SIGHUP"):  # the terminal closed, or `timeout`: stop after the batch, give the trial back
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda signum, frame: stop.request())
+    if hasattr(signal, "pthread_sigmask"):  # in case the start-up passed on the block of _run_workers
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def listener():
         try:
             while True:
                 if listen.recv() == "abort":
-                    stop.aborting = True
+                    stop.abort_asked = True
                     _thread.interrupt_main()
                 stop.request()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the starting process is gone
             stop.request()
 
     threading.Thread(target=listener, name="ffnn-sweep-control", daemon=True).start()
@@ -1272,8 +1307,12 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
                                  extra_config={"trial": trial.number, "study": study.study_name})
             callbacks.append(logger)
         with heartbeat(study, trial._trial_id):
-            result = runs.train(config, run_dir=run_dir, callbacks=[c for c in callbacks if c], verbose=0,
-                                dataset=dataset, handle_sigint=False, log=log)
+            stop.training = True
+            try:
+                result = runs.train(config, run_dir=run_dir, callbacks=[c for c in callbacks if c], verbose=0,
+                                    dataset=dataset, handle_sigint=False, log=log)
+            finally:
+                stop.training, stop.trainer = False, None
         if logger is not None:
             logger.finish(result, dataset=dataset)
     except BaseException:
