@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -113,26 +114,44 @@ class _EpochFiles:
         trainer.history.to_csv(os.path.join(self.run_dir, HISTORY))
 
 
+STOPPING = "ffnn: stopping after the current batch (press Ctrl-C again to abort at once)"
+
+
 @contextlib.contextmanager
-def stop_on_sigint(trainer, log):
-    """First Ctrl-C: finish the current batch and stop; a second one interrupts at once."""
-    if os.name != "posix" or signal.getsignal(signal.SIGINT) is None:
+def on_sigint(first, again):
+    """In the block, a first Ctrl-C calls ``first`` and says so on stderr, and each later one calls ``again``. Where
+    no handler can be put back (not the main thread, a handler set outside Python), or Ctrl-C is ignored (a process
+    started in the background), nothing changes."""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous in (None, signal.SIG_IGN):
         yield
         return
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-        def handler(signum, frame):
-            trainer.stop_requested = True
-            print("\nffnn: stopping after this batch (press Ctrl-C again to abort at once)", file=sys.stderr)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler can be installed
-        yield
-        return
+    pressed = []
+
+    def handler(signum, frame):
+        if pressed:
+            again()
+            return
+        pressed.append(True)
+        first()
+        print(f"\n{STOPPING}", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def stop_on_sigint(trainer):
+    """First Ctrl-C: finish the current batch and stop; a second one interrupts at once."""
+    if os.name != "posix":
+        return contextlib.nullcontext()
+    return on_sigint(lambda: setattr(trainer, "stop_requested", True), _interrupt)
+
+
+def _interrupt():
+    raise KeyboardInterrupt
 
 
 def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=print, handle_sigint=True,
@@ -220,7 +239,7 @@ def train(config, *, run_dir=None, resume=False, callbacks=(), verbose=1, log=pr
         if verbose >= 1:
             _log_settings(log, config, dataset, net, n_train, validation_rows, trainer, target_scaling, resume)
         status, message = "completed", ""
-        guard = stop_on_sigint(trainer, log) if handle_sigint else contextlib.nullcontext()
+        guard = stop_on_sigint(trainer) if handle_sigint else contextlib.nullcontext()
         with guard:
             try:
                 trainer.fit(X, net.xp.asarray(y), rows=rows, validation_rows=validation_rows)

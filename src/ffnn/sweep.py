@@ -42,7 +42,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field, fields
 
 from .config import TrainConfig, config_key
-from .errors import ConfigError, FFNNError, plural
+from .errors import ConfigError, FFNNError, plural, positive_int
 from .fsutil import write_text
 
 METHODS = ("grid", "random", "bayes")
@@ -903,10 +903,7 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
         n_trials = sweep.run_cap or sweep.grid_size
         if n_trials is None:
             raise ConfigError("give the number of trials: --trials N (or run_cap in the sweep file)")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ConfigError(f"--trials must be a positive integer; got {n_trials!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"--jobs must be a positive integer; got {jobs!r}")
+    n_trials, jobs = positive_int("--trials", n_trials), positive_int("--jobs", jobs)
     if sweep.method == "grid" and n_trials > sweep.grid_size:
         log(f"the grid has {sweep.grid_size} points; the study stops there")
         n_trials = sweep.grid_size
@@ -931,8 +928,8 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
     if jobs > 1 and store.dialect == "sqlite" and not store._sqlite_path():
         raise ConfigError(f"storage {store.display} lives in one process and cannot be shared by --jobs {jobs} "
                           "workers; use a SQLite file (the default) or a journal file")
+    threads = max(1, _cores() // jobs)
     if verbose:
-        threads = max(1, _cores() // jobs)
         log(f"study {study_name!r} in {store.display}: {finished} of {plural(n_trials, 'trial')} finished; "
             f"runs go to {os.path.join(output_dir, TRIALS_DIR)}"
             + (f"; {jobs} workers, {plural(threads, 'thread')} each" if jobs > 1 else ""))
@@ -941,10 +938,12 @@ def run_sweep(sweep, n_trials=None, *, storage=None, study_name=None, output_dir
             "max_epochs": max_epochs, "project": project, "entity": entity, "verbose": verbose}
     if jobs > 1:
         datasets.clear()  # the workers load their own
-        ran = _run_workers(jobs, work, log)
+        ran = _run_workers(jobs, threads, work, log)
     else:
+        from .runs import on_sigint
+
         stop = _Stop()
-        with _stop_on_sigint(stop):
+        with on_sigint(stop.request, stop.abort):
             ran = _claims(study, store, datasets, log=log, stop=stop, **work)
     finished = count_trials(study)[0]
     best = _best(study)
@@ -1016,34 +1015,6 @@ class _Stop:
             raise KeyboardInterrupt
 
 
-STOPPING = "ffnn: stopping after the current batch (press Ctrl-C again to abort at once)"
-
-
-@contextlib.contextmanager
-def _stop_on_sigint(stop):
-    """In the block, a first Ctrl-C requests ``stop`` and a second one interrupts at once (KeyboardInterrupt)."""
-    import signal
-
-    previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    if previous in (None, signal.SIG_IGN):  # not the main thread, Ctrl-C ignored (in the background), or handled
-        # outside Python: nothing to take
-        yield
-        return
-
-    def handler(signum, frame):
-        if stop.requested:
-            stop.abort()
-            return
-        stop.request()
-        print(f"\n{STOPPING}", file=sys.stderr)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _cores():
     """The CPU cores this process may run on."""
     try:
@@ -1052,8 +1023,9 @@ def _cores():
         return os.cpu_count() or 1
 
 
-def _run_workers(jobs, work, log):
-    """Run the study's trials in ``jobs`` worker processes on this machine; the numbers of the trials they ran.
+def _run_workers(jobs, threads, work, log):
+    """Run the study's trials in ``jobs`` worker processes on this machine, each with ``threads`` BLAS threads; the
+    numbers of the trials they ran.
 
     Each worker claims trials as any other worker of the study does, and runs its BLAS on an equal share of the
     cores: one training on each core, rather than each training on all of them in turn, keeps every core busy
@@ -1066,8 +1038,9 @@ def _run_workers(jobs, work, log):
     import multiprocessing.connection
     import signal
 
+    from .runs import STOPPING
+
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or connections carried over
-    threads = max(1, _cores() // jobs)
     previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
     # from the main thread, with a handler that can be put back, and not started with Ctrl-C ignored (in the
     # background)
@@ -1081,7 +1054,7 @@ def _run_workers(jobs, work, log):
                 with contextlib.suppress(OSError):
                     control.send(what)
 
-    def on_sigint(signum, frame):
+    def on_sigint(signum, frame):  # as runs.on_sigint, for the workers
         stops[0] += 1
         if stops[0] == 1:
             print(f"\n{STOPPING}", file=sys.stderr)
@@ -1299,7 +1272,7 @@ def _run_trial(study, trial, params, sweep, base, output_dir, datasets, project,
         for key, value in (("run_name", name), ("run_dir", run_dir), ("worker", worker)):
             trial.set_user_attr(key, value)
         pruning = Pruning(trial, METRICS[sweep.metric][0] if METRICS[sweep.metric][1] == "history" else None)
-        callbacks = [pruning, stop]  # stop: the running trial's Ctrl-C (see _stop_on_sigint and _worker)
+        callbacks = [pruning, stop]  # stop: the running trial's Ctrl-C (see run_sweep and _worker)
         if project:
             from .wandb_logging import make_logger
 
