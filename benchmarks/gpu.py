@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -146,6 +147,55 @@ class Torch:
         return float((pred == y).mean())
 
 
+def measure(name, sizes, batch, optimizer, lr, target, X, y, X_test, y_test, epochs):
+    """Every contender on one configuration, one epoch each in turn; prints and returns the numbers. A contender
+    that fails is reported and dropped, and the others go on."""
+    makers = {
+        "ffnn graph": lambda: FFNN(sizes, batch, optimizer, lr, X, y, graphs=True),
+        "ffnn eager": lambda: FFNN(sizes, batch, optimizer, lr, X, y, graphs=False),
+        "torch eager": lambda: Torch(sizes, batch, optimizer, lr, X, y, "eager"),
+        "torch graph": lambda: Torch(sizes, batch, optimizer, lr, X, y, "graph"),
+    }
+    if optimizer == "adam":
+        makers["torch fused"] = lambda: Torch(sizes, batch, optimizer, lr, X, y, "fused")
+    contenders, errors = {}, {}
+    for key, make in makers.items():
+        try:
+            contenders[key] = make()
+        except Exception:
+            errors[key] = traceback.format_exc()
+    times = {k: [] for k in contenders}
+    for round_ in range(epochs + 1):
+        for key, contender in list(contenders.items()):
+            try:
+                seconds = contender.epoch()
+            except Exception:
+                errors[key] = traceback.format_exc()
+                del contenders[key], times[key]
+                continue
+            if round_:
+                times[key].append(seconds)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(a / b for a, b in zip(times["ffnn graph"], v))
+              for k, v in times.items() if k.startswith("torch") and "ffnn graph" in times}
+    accuracy = {who: contenders[key].accuracy(X_test, y_test)
+                for who, key in (("ffnn", "ffnn graph"), ("torch", "torch eager")) if key in contenders}
+    print(f"{name}:")
+    for key, v in times.items():
+        ratio = f"  ffnn graph / {key} = {ratios[key]:.2f}" if key in ratios else ""
+        print(f"  {key:<12} {medians[key]:.4f} s/epoch ({min(v):.4f}-{max(v):.4f}){ratio}")
+    for key, error in errors.items():
+        print(f"  {key} failed:\n{error}")
+    print(f"  test accuracy after {epochs + 1} epochs: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()))
+    if "ffnn graph" in contenders and contenders["ffnn graph"].trainer.capture_error:
+        print(f"  ffnn could not capture its step: {contenders['ffnn graph'].trainer.capture_error}")
+    if target is not None:
+        print(f"  target: at most {target} s/epoch and half of torch graph's time")
+    print()
+    return {"config": name, "seconds": times, "median": medians, "ratios": ratios, "accuracy": accuracy,
+            "target": target, "errors": errors}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="timed epochs per contender (default 6)")
@@ -171,48 +221,25 @@ def main(argv=None):
     results = []
     for sizes, batch, optimizer, lr, target in chosen:
         name = f"{'-'.join(map(str, sizes))} B{batch} {optimizer}"
-        contenders = {
-            "ffnn graph": FFNN(sizes, batch, optimizer, lr, X, y, graphs=True),
-            "ffnn eager": FFNN(sizes, batch, optimizer, lr, X, y, graphs=False),
-            "torch eager": Torch(sizes, batch, optimizer, lr, X, y, "eager"),
-            "torch graph": Torch(sizes, batch, optimizer, lr, X, y, "graph"),
-        }
-        if optimizer == "adam":
-            contenders["torch fused"] = Torch(sizes, batch, optimizer, lr, X, y, "fused")
-        times = {k: [] for k in contenders}
-        for round_ in range(epochs + 1):
-            for key, contender in contenders.items():
-                seconds = contender.epoch()
-                if round_:
-                    times[key].append(seconds)
-        medians = {k: statistics.median(v) for k, v in times.items()}
-        ratios = {k: statistics.median(a / b for a, b in zip(times["ffnn graph"], v))
-                  for k, v in times.items() if k.startswith("torch")}
-        accuracy = {"ffnn": contenders["ffnn graph"].accuracy(X_test, y_test),
-                    "torch": contenders["torch eager"].accuracy(X_test, y_test)}
-        print(f"{name}:")
-        for key, v in times.items():
-            ratio = f"  ffnn graph / {key} = {ratios[key]:.2f}" if key in ratios else ""
-            print(f"  {key:<12} {medians[key]:.4f} s/epoch ({min(v):.4f}-{max(v):.4f}){ratio}")
-        print(f"  test accuracy after {epochs + 1} epochs: ffnn {accuracy['ffnn']:.4f}, "
-              f"PyTorch {accuracy['torch']:.4f}")
-        if contenders["ffnn graph"].trainer.capture_error:
-            print(f"  ffnn could not capture its step: {contenders['ffnn graph'].trainer.capture_error}")
-        if target is not None:
-            print(f"  target: at most {target} s/epoch and half of torch graph's time")
-        print()
-        results.append({"config": name, "seconds": times, "median": medians, "ratios": ratios,
-                        "accuracy": accuracy, "target": target})
+        try:
+            results.append(measure(name, sizes, batch, optimizer, lr, target, X, y, X_test, y_test, epochs))
+        except Exception:  # one configuration's failure is reported and the others still run
+            print(f"{name}: failed\n{traceback.format_exc()}")
+            results.append({"config": name, "error": traceback.format_exc()})
+        if args.json:  # after every configuration, so that a run cut short keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump({"gpu": props["name"].decode(), "results": results}, f, indent=1)
     print("| config | ffnn graph | ffnn eager | torch eager | torch fused | torch graph | ffnn / torch graph |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
+        if "error" in r:
+            print(f"| {r['config']} | failed | | | | | |")
+            continue
         m = r["median"]
         cells = [f"{m[k]:.4f}" if k in m else "-" for k in
                  ("ffnn graph", "ffnn eager", "torch eager", "torch fused", "torch graph")]
-        print(f"| {r['config']} | {' | '.join(cells)} | {r['ratios']['torch graph']:.2f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"gpu": props["name"].decode(), "results": results}, f, indent=1)
+        ratio = r["ratios"].get("torch graph")
+        print(f"| {r['config']} | {' | '.join(cells)} | {'-' if ratio is None else f'{ratio:.2f}'} |")
     return 0
 
 

@@ -177,8 +177,10 @@ def _module():
             return x
         return _allocating(np.asarray)(x, dtype, **kwargs)
 
-    def ascontiguousarray(x, dtype=None):  # likewise, for a C-contiguous one
-        if isinstance(x, DeviceArray) and (dtype is None or np.dtype(dtype) == x.dtype) and x.flags.c_contiguous:
+    def ascontiguousarray(x, dtype=None):  # likewise, for a C-contiguous one; as CuPy's, for device arrays only
+        if not isinstance(x, DeviceArray):
+            raise TypeError(f"Argument 'a' has incorrect type (expected cupy.ndarray, got {type(x).__name__})")
+        if (dtype is None or np.dtype(dtype) == x.dtype) and x.flags.c_contiguous:
             return x
         return _allocating(np.ascontiguousarray)(x, dtype)
 

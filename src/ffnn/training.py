@@ -365,13 +365,15 @@ class Trainer:
         s.correct_total.fill(0)
         key = (float(opt.learning_rate), *(float(getattr(opt, h)) for h in opt.hyperparameters))
         if key != s.graph_key:  # the scalars a captured step holds changed (a schedule): capture it again
-            s.graph = s.graphs = None
+            s.graph = s.graphs = s.last_graph = None
+            s.graph_key = key
         full, i = s.n // B, 0
         while i < s.n_batches:
             m = B if i < full else s.n - full * B
-            if m == B and s.graph is not None:
-                steps = cuda.STEPS_PER_GRAPH if s.graphs and full - i >= cuda.STEPS_PER_GRAPH else 1
-                (s.graphs if steps > 1 else s.graph).launch(s.stream)
+            graph = s.graph if m == B else s.last_graph
+            if graph is not None:
+                steps = cuda.STEPS_PER_GRAPH if m == B and s.graphs and full - i >= cuda.STEPS_PER_GRAPH else 1
+                (s.graphs if steps > 1 else graph).launch(s.stream)
                 self.graph_steps += steps
                 opt.t += steps
                 if getattr(opt, "device_t", None) is not None:
@@ -379,9 +381,11 @@ class Trainer:
             else:
                 steps = 1
                 self._device_step(s, m)
-                if m == B and s.capturable and s.graph is None:
-                    s.graph, s.graph_key = self._capture(s, 1), key
-                    s.graphs = self._capture(s, cuda.STEPS_PER_GRAPH) if s.graph is not None else None
+                if s.capturable and m == B:
+                    s.graph = self._capture(s, 1, B)
+                    s.graphs = self._capture(s, cuda.STEPS_PER_GRAPH, B) if s.graph is not None else None
+                elif s.capturable:  # the last, partial batch: a graph of its own, replayed from the next epoch on
+                    s.last_graph = self._capture(s, 1, m)
             i += steps
             if bar is not None:
                 bar.update(steps)
@@ -405,9 +409,9 @@ class Trainer:
         net.back_propagation(cache, yb, out=self._grad, check=False)
         self._update(s)
 
-    def _capture(self, s, steps):
-        """``steps`` steps of full batches as one CUDA graph, or None (and eager steps from then on) where capture
-        fails."""
+    def _capture(self, s, steps, m):
+        """``steps`` steps of batches of ``m`` rows as one CUDA graph, or None (and eager steps from then on) where
+        capture fails."""
         opt, t = self.optimizer, self.optimizer.t
         counter = getattr(opt, "device_t", None)
         if counter is not None:
@@ -417,7 +421,7 @@ class Trainer:
             s.stream.begin_capture()
             try:
                 for _ in range(steps):
-                    self._device_step(s, s.B)
+                    self._device_step(s, m)
             finally:
                 graph = s.stream.end_capture()
         except Exception as exc:  # a step that does something a graph cannot hold
@@ -479,8 +483,8 @@ class _DeviceBatches(_Batches):
         if not cuda.is_array(X):  # a ScaledBytes, say: its floats
             X = np.asarray(X, net.dtype)
         # C-contiguous, as the batch gather reads them (device arrays that are stay as they are)
-        X = xp.ascontiguousarray(X, dtype=net.dtype)
-        y = xp.ascontiguousarray(y, dtype=np.int64 if y.ndim == 1 else net.dtype)
+        X = xp.ascontiguousarray(xp.asarray(X, dtype=net.dtype))
+        y = xp.ascontiguousarray(xp.asarray(y, dtype=np.int64 if y.ndim == 1 else net.dtype))
         self.stream = xp.cuda.Stream(non_blocking=True)
         with self.stream:
             super().__init__(trainer, X, y, n)
@@ -490,7 +494,8 @@ class _DeviceBatches(_Batches):
             self.correct_total = xp.zeros(1, np.uint64)
         layer, opt = net.output_layer, trainer.optimizer
         self.builtin_loss = layer.loss in (outputs.cross_entropy, outputs.squared_error)
-        self.graph, self.graphs, self.graph_key = None, None, None  # one step, STEPS_PER_GRAPH steps
+        # one step, STEPS_PER_GRAPH steps, and the last partial batch's step, captured for these hyperparameters
+        self.graph, self.graphs, self.last_graph, self.graph_key = None, None, None, None
         self.capturable = bool(
             cuda.GRAPHS and self.builtin_loss
             and layer.grad_a in (outputs.grad_softmax_cross_entropy, outputs.grad_linear_squared_error)
