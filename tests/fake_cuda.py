@@ -306,6 +306,8 @@ static Dim blockIdx = {0}, threadIdx = {0}, gridDim = {1}, blockDim = {1};
 extern "C" void set_thread(long long thread, long long threads) { threadIdx.x = thread; blockDim.x = threads; }
 #define __global__
 #define __device__ static inline
+#define __shared__ static
+#define __syncthreads()
 static inline double atomicAdd(double *p, double v) { double old = *p; *p = old + v; return old; }
 static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v)
 {

@@ -439,10 +439,11 @@ KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "ce_grad",
 
 @pytest.mark.parametrize("case", KERNEL_CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype):
+@pytest.mark.parametrize("k", [5, 20])  # rows the row-wise kernels copy locally first (up to 16), and longer ones
+def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
     _host_kernels()
     rng = np.random.default_rng(11)
-    rows, k = 13, 5
+    rows = 13
     a = rng.normal(size=(rows, k)).astype(dtype) * 3
     a[2, 1] = a[2, 3]  # a tie: the first maximum counts
     y_hat = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)

@@ -73,6 +73,15 @@ SOURCE = r"""
 #define ELEMENTS(n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
                          i += (long long)gridDim.x * blockDim.x)
 #define ROW const long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; if (r >= rows) return;
+/* A row of at most SMALL_ROW values (the outputs of a classifier) read into a local copy first, all its loads in
+   flight at once; a kernel's loops then read the copy instead of waiting on global memory for each value. */
+#define SMALL_ROW 16
+#define LOCAL_ROW(T, name, src, k)                                                                               \
+    T name##_copy[SMALL_ROW]; const T *name = (src);                                                             \
+    if ((k) <= SMALL_ROW) {                                                                                      \
+        _Pragma("unroll") for (int j_ = 0; j_ < SMALL_ROW; j_++) if (j_ < (k)) name##_copy[j_] = name[j_];        \
+        name = name##_copy;                                                                                      \
+    }
 
 extern "C" __global__ void add_to(long long *p, long long v)
 {
@@ -106,12 +115,13 @@ BATCH_ROWS(double, f64)
 extern "C" __global__ void softmax_##S(const T *a, T *out, long long rows, long long k)                          \
 {                                                                                                                \
     ROW                                                                                                          \
-    const T *x = a + r * k; T *y = out + r * k;                                                                  \
+    LOCAL_ROW(T, x, a + r * k, k)                                                                                \
+    T *y = out + r * k;                                                                                          \
     T top = x[0];                                                                                                \
     for (long long j = 1; j < k; j++) top = x[j] > top ? x[j] : top;                                             \
     T sum = 0;                                                                                                   \
-    for (long long j = 0; j < k; j++) { T e = EXP(x[j] - top); y[j] = e; sum += e; }                            \
-    for (long long j = 0; j < k; j++) y[j] = y[j] / sum;                                                         \
+    for (long long j = 0; j < k; j++) sum += EXP(x[j] - top);                                                    \
+    for (long long j = 0; j < k; j++) y[j] = EXP(x[j] - top) / sum;                                              \
 }                                                                                                                \
 /* grad_aL = (y_hat - e(l)) * (1 / N), and (y_hat - y) * (1 / N) for soft targets */                            \
 extern "C" __global__ void ce_grad_##S(const T *y_hat, const long long *labels, T *out, long long n, long long k,\
@@ -151,7 +161,9 @@ extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat
                                             long long *offset, long long advance)                                \
 {                                                                                                                \
     ROW                                                                                                          \
-    const T *x = a + r * k, *p = y_hat + r * k, *t = targets + r * k;                                            \
+    LOCAL_ROW(T, x, a + r * k, k)                                                                                \
+    LOCAL_ROW(T, p, y_hat + r * k, k)                                                                            \
+    const T *t = targets + r * k;                                                                                \
     double s = 0;                                                                                                \
     if (kind == 0) {                                                                                             \
         double lse = lse_##S(x, k);                                                                              \
@@ -211,10 +223,16 @@ extern "C" __global__ void adam_##S(long long n, T *theta, const T *grad, T *m, 
                                     double b2_, double omb2_, double eps_, double lr, const long long *t,        \
                                     int nesterov)                                                                \
 {                                                                                                                \
-    const double c1 = 1.0 - pow(b1_, (double)t[0]), c2 = 1.0 - pow(b2_, (double)t[0]);                          \
+    /* the bias corrections, in double, once per block: per thread they would cost more than the update */       \
+    __shared__ T corrected[4];                                                                                   \
+    if (threadIdx.x == 0) {                                                                                      \
+        const double c1 = 1.0 - pow(b1_, (double)t[0]), c2 = 1.0 - pow(b2_, (double)t[0]);                      \
+        corrected[0] = (T)(1.0 / sqrt(c2)); corrected[1] = (T)(lr / c1);                                         \
+        corrected[2] = (T)(b1_ / c1); corrected[3] = (T)(omb1_ / c1);                                            \
+    }                                                                                                            \
+    __syncthreads();                                                                                             \
     const T b1 = (T)b1_, omb1 = (T)omb1_, b2 = (T)b2_, omb2 = (T)omb2_, eps = (T)eps_;                           \
-    const T inv_sqrt_c2 = (T)(1.0 / sqrt(c2)), step = (T)(lr / c1);                                              \
-    const T a = (T)(b1_ / c1), b = (T)(omb1_ / c1), eta = (T)lr;                                                 \
+    const T inv_sqrt_c2 = corrected[0], step = corrected[1], a = corrected[2], b = corrected[3], eta = (T)lr;    \
     ELEMENTS(n) {                                                                                                \
         T g = grad[i];                                                                                           \
         T mi = m[i] * b1 + g * omb1;                                                                             \
