@@ -249,6 +249,13 @@ def _batch_totals(kind, a, y_hat, labels, targets, use_labels, rows, k, loss, co
         offset[0] += advance
 
 
+def _forward(kind, n, width, b, a, h):
+    a += b.reshape(-1)
+    with np.errstate(over="ignore", under="ignore"):
+        one = a.dtype.type(1)
+        h[...] = [np.tanh(a), one / (one + np.exp(-a)), np.maximum(a, 0), a][int(kind)]
+
+
 def _backward(kind, n, a, h, gh, out):
     one = a.dtype.type(1)
     d = [one - h * h, (one - h) * h, (a > 0).astype(a.dtype), np.ones_like(a)][int(kind)]
@@ -360,7 +367,7 @@ class Transcribed:
 
 
 KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
-           "batch_totals": _batch_totals, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
+           "batch_totals": _batch_totals, "forward": _forward, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
            "rmsprop": _rmsprop, "adam": _adam, "add_to": _add_to}
 LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run
 

@@ -160,8 +160,10 @@ def train(device, optimizer="adam", epochs=3, batch_size=64, dtype="float32", si
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_training_on_the_device_follows_the_cpu(device, optimizer):
-    cpu, _, cpu_history = train("cpu", optimizer, dtype="float64")
+    cpu, cpu_trainer, cpu_history = train("cpu", optimizer, dtype="float64")
     gpu, trainer, history = train(device, optimizer, dtype="float64")
+    # each epoch's row order, drawn while the GPU ran the epoch before, is the CPU run's, and so is what follows
+    assert trainer.rng.bit_generator.state == cpu_trainer.rng.bit_generator.state
     close(to_numpy(gpu.theta), cpu.theta)
     close(history["loss"], cpu_history["loss"])
     same_accuracy(history["accuracy"], cpu_history["accuracy"], 600)
@@ -434,7 +436,7 @@ def test_the_optimizer_kernels_are_the_cpu_updates_bit_for_bit(monkeypatch, name
 
 
 KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "ce_grad", "soft_grad", "ce_loss",
-                "soft_ce_loss", "se_loss", "se_label_loss", "correct_only", "soft_correct", "backward"]
+                "soft_ce_loss", "se_loss", "se_label_loss", "correct_only", "soft_correct", "forward", "backward"]
 
 
 @pytest.mark.parametrize("case", KERNEL_CASES)
@@ -463,6 +465,19 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
         name, n, args = "ce_grad", rows * k, lambda: [y_hat, labels, np.zeros_like(a), i64(rows), i64(k), f(0.25)]
     elif case == "soft_grad":
         name, n, args = "soft_grad", rows * k, lambda: [y_hat, targets, np.zeros_like(a), i64(rows * k), f(0.25)]
+    elif case == "forward":  # a += b, then h = g(a), for each g; a NaN and large values of both signs too
+        b = rng.normal(size=k).astype(dtype)
+        a.flat[:4] = [np.nan, 200, -200, 0]
+        for kind in range(4):
+            host, numpy_ = [(a.copy(), np.zeros_like(a)) for _ in range(2)]
+            fake_cuda.HostKernel("forward", dtype).run(a.size, (np.int32(kind), i64(a.size), i64(k), b, *host))
+            fake_cuda.Transcribed(fake_cuda.KERNELS["forward"]).run(a.size, (np.int32(kind), i64(a.size), i64(k), b,
+                                                                            *numpy_))
+            np.testing.assert_array_equal(host[0], numpy_[0])
+            np.testing.assert_allclose(host[1], numpy_[1], rtol=1e-6 if dtype == "float32" else 1e-15, atol=0)
+            if kind >= 2:  # relu and identity give NumPy's bits; tanh and e^-a may differ by a rounding from NumPy's
+                np.testing.assert_array_equal(host[1], numpy_[1])
+        return
     elif case != "backward":  # the totals: loss kind, labels or targets, counting or not; the offset moves by 7
         kind = {"ce_loss": 0, "soft_ce_loss": 0, "se_loss": 1, "se_label_loss": 1}.get(case, 2)
         use = case in ("ce_loss", "se_label_loss", "correct_only")

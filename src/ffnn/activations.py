@@ -27,6 +27,16 @@ class Activation:
     g: Callable
     g_prime: Callable
 
+    def forward(self, a, b, out):
+        """a += b, then h = g(a) written into ``out``: the bias of a_k = b_k + W_k h_{k-1}, then h_k = g(a_k).
+
+        On a GPU one kernel does both for the built-in activations (see :mod:`ffnn.kernels`).
+        """
+        if not kernels.forward(FUSED_G.get(self.g), a, b, out):
+            a += b
+            self.g(a, out=out)
+        return out
+
     def backward(self, a, h, grad_h, out):
         """grad_a = grad_h (elementwise) g'(a), written into ``out`` (back_propagation's last line per layer).
 
@@ -97,6 +107,9 @@ def relu_prime(a, h, out=None):
 # The derivatives _kernels.c computes fused with the product (by the numbers kernels.backward takes); any other
 # g', such as a user's own, goes through NumPy.
 COMPILED_G_PRIME = {tanh_prime: 0, logistic_prime: 1, relu_prime: 2, identity_prime: 3}
+
+# The activations a GPU kernel computes fused with the bias (kernels.forward), by the same numbers.
+FUSED_G = {tanh: 0, logistic: 1, relu: 2, identity: 3}
 
 ACTIVATIONS = {
     "logistic": Activation("logistic", logistic, logistic_prime),

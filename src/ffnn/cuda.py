@@ -110,7 +110,7 @@ extern "C" __global__ void batch_rows_##S(const T *__restrict__ X, long long wid
 BATCH_ROWS(float, f32)
 BATCH_ROWS(double, f64)
 
-#define FLOAT_KERNELS(T, S, EXP, SQRT)                                                                           \
+#define FLOAT_KERNELS(T, S, EXP, SQRT, TANH)                                                                        \
 /* y_hat = softmax(a), row by row: exp(a - max) / sum */                                                         \
 extern "C" __global__ void softmax_##S(const T *a, T *out, long long rows, long long k)                          \
 {                                                                                                                \
@@ -181,6 +181,17 @@ extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat
     if (count && argmax_##S(p, k) == (use_labels ? labels[r] : argmax_##S(t, k))) atomicAdd(correct, 1ULL);       \
     if (r == 0 && advance) offset[0] += advance;                                                                 \
 }                                                                                                                \
+/* a += b, b added to each row of width values, then h = g(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as       \
+   activations.py computes g; relu keeps a NaN, as np.maximum does) */                                          \
+extern "C" __global__ void forward_##S(int kind, long long n, long long width, const T *b, T *a, T *h)           \
+{                                                                                                                \
+    ELEMENTS(n) {                                                                                                \
+        T x = a[i] + b[i % width];                                                                               \
+        a[i] = x;                                                                                                \
+        h[i] = kind == 0 ? TANH(x) : kind == 1 ? (T)1 / ((T)1 + EXP(-x)) :                                       \
+               kind == 2 ? (x > (T)0 || x != x ? x : (T)0) : x;                                                  \
+    }                                                                                                            \
+}                                                                                                                \
 /* grad_a = grad_h * g'(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as activations.py computes g') */            \
 extern "C" __global__ void backward_##S(int kind, long long n, const T *a, const T *h, const T *gh, T *out)      \
 {                                                                                                                \
@@ -242,8 +253,8 @@ extern "C" __global__ void adam_##S(long long n, T *theta, const T *grad, T *m, 
         theta[i] = nesterov ? theta[i] - ((mi * a + g * b) / den) * eta : theta[i] - (mi / den) * step;         \
     }                                                                                                            \
 }
-FLOAT_KERNELS(float, f32, expf, sqrtf)
-FLOAT_KERNELS(double, f64, exp, sqrt)
+FLOAT_KERNELS(float, f32, expf, sqrtf, tanhf)
+FLOAT_KERNELS(double, f64, exp, sqrt, tanh)
 """
 
 OPTIONS = ("--fmad=false",)
@@ -359,6 +370,17 @@ def count_correct(y_hat, labels):
     total = cupy.zeros(1, np.uint64)
     add_totals(None, y_hat, y_hat, labels, cupy.zeros(1, np.float64), total)
     return int(total[0])
+
+
+def forward(kind, a, b, out):
+    """``a += b`` (b added to each row), then ``out = g(a)`` for the built-in g numbered ``kind``; False for arrays
+    the kernel does not take."""
+    if not (all(is_array(x) and x.dtype == out.dtype and x.flags.c_contiguous for x in (a, b, out))
+            and a.ndim == 2 and a.shape == out.shape and b.size == a.shape[1] and out.dtype in _FLOATS):
+        return False
+    _launch(_kernel("forward", out.dtype), out.size, (np.int32(kind), np.int64(out.size), np.int64(a.shape[1]),
+                                                      b, a, out))
+    return True
 
 
 def backward(kind, a, h, grad_h, out):

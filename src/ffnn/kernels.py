@@ -42,6 +42,13 @@ def take_rows(X, rows, out):
     return np.take(X, rows, axis=0, out=out)
 
 
+def forward(kind, a, b, h):
+    """``a += b`` (b added to each row), then ``h = g(a)`` for the built-in g numbered ``kind`` (as in backward), in
+    one kernel on a GPU; False elsewhere, and the caller then takes the two NumPy steps. (On the CPU the two steps
+    cost no more than one compiled pass: each is one quick sweep over a batch that sits in the cache.)"""
+    return kind is not None and type(a) is not np.ndarray and cuda.is_array(a) and cuda.forward(kind, a, b, h)
+
+
 def backward(kind, a, h, grad_h, out):
     """``out = grad_h * g'(a)`` in one compiled pass for the built-in g' numbered ``kind`` (0 tanh, 1 logistic,
     2 relu, 3 identity); False where that does not apply (``kind`` None, or arrays the kernel does not take), and

@@ -228,15 +228,16 @@ class Network:
         if cache is None:
             X = self._check_X(X)
             cache = self.new_cache(X.shape[0])
-        a, h, passed, g, L, matmul = cache.a, cache.h, cache.passed, self.activation.g, self.L, cache.matmul
+        a, h, passed, L, matmul = cache.a, cache.h, cache.passed, self.L, cache.matmul
         cache.dropout = bool(self.dropout and rng is not None)
         h[0] = passed[0] = X
         for k in range(1, L + 1):
             matmul(passed[k - 1], self.WT[k], out=a[k])      # a_k = b_k + W_k h_{k-1}
-            a[k] += self.b[k]
             if k < L:
-                g(a[k], out=h[k])                            # h_k = g(a_k)
+                self.activation.forward(a[k], self.b[k], out=h[k])  # with b_k added: h_k = g(a_k)
                 passed[k] = self._drop(cache, k, rng) if cache.dropout else h[k]
+            else:
+                a[k] += self.b[k]
         self.output_layer.O(a[L], out=h[L])                  # y_hat = O(a_L)
         return h[L], cache
 

@@ -160,6 +160,7 @@ class Trainer:
         self._device_run = None     # the _DeviceBatches of the last fit on a GPU
         self.graph_steps = 0        # steps replayed from a captured CUDA graph (device 'cuda')
         self.capture_error = None   # why a step could not be captured, if it could not
+        self._drawn_ahead = None    # the next epoch's row order, drawn while the GPU runs this one
 
     # -- state for checkpoints --------------------------------------------------------------------------
     def state_dict(self):
@@ -247,7 +248,7 @@ class Trainer:
                 for cb in self.callbacks:
                     getattr(cb, "on_epoch_begin", lambda t: None)(self)
                 started = time.perf_counter()
-                perm = self.rng.permutation(n)
+                perm = self._permutation(n)
                 if rows is not None:
                     perm = rows[perm]
                 bar = tqdm(total=s.n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
@@ -285,6 +286,22 @@ class Trainer:
             if self.patience is not None and self.best_theta is not None and not self.interrupted:
                 net.theta[...] = self.best_theta
         return self.history
+
+    def _permutation(self, n):
+        """This epoch's row order: ``self.rng.permutation(n)``, or the same draw made ahead (see _draw_ahead)."""
+        ahead, self._drawn_ahead = self._drawn_ahead, None
+        if ahead is not None and ahead[0] == n and _same_state(ahead[1], self.rng.bit_generator.state):
+            self.rng.bit_generator.state = ahead[3]
+            return ahead[2]
+        return self.rng.permutation(n)
+
+    def _draw_ahead(self, n):
+        """Draw the next epoch's row order now, while the GPU works through this epoch, and rewind the generator:
+        the next epoch takes it only if the generator is then where it was here, so the draws stay the same."""
+        before = self.rng.bit_generator.state
+        perm = self.rng.permutation(n)
+        self._drawn_ahead = (n, before, perm, self.rng.bit_generator.state)
+        self.rng.bit_generator.state = before
 
     def _checked(self, X, y):
         """X and y as fit() passes them, for a Trainer used on its own: the network's dtype, its number of features,
@@ -391,6 +408,8 @@ class Trainer:
                 bar.update(steps)
             if self.stop_requested:
                 break
+        if not self.stop_requested:  # also after a fit's last epoch: the next fit may go on (epoch by epoch)
+            self._draw_ahead(s.n)
         loss_sum, correct = float(s.loss_total[0]), int(s.correct_total[0])  # waits for the epoch's steps
         if not math.isfinite(loss_sum):
             self._diverged(loss_sum, f"in epoch {epoch}")
@@ -441,6 +460,13 @@ class Trainer:
             self.wait += 1
             if self.patience is not None and self.wait >= self.patience:
                 self.stop_training = self.stopped_early = True
+
+
+def _same_state(a, b):
+    """Whether two bit generator states are equal (some hold arrays: MT19937's key)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    return np.array_equal(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
 
 
 @contextlib.contextmanager
