@@ -212,7 +212,9 @@ def _batch_rows(X, width, x, Y, y_words, y, perm, offset, count):
     y.reshape(-1).view(np.uint32)[:count * y_words] = Y.reshape(-1).view(np.uint32).reshape(-1, y_words)[rows].ravel()
 
 
-def _softmax(a, out, rows, k):
+def _softmax(a, b, bias, out, rows, k):
+    if bias:
+        a += b.reshape(-1)
     e = np.exp(a - a.max(axis=1, keepdims=True))
     out[...] = e / e.sum(axis=1, keepdims=True)
 

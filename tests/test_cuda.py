@@ -435,7 +435,7 @@ def test_the_optimizer_kernels_are_the_cpu_updates_bit_for_bit(monkeypatch, name
     assert ("adam", dtype) in fake_cuda.LAUNCHED or name not in ("adam", "nadam")
 
 
-KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "ce_grad", "soft_grad", "ce_loss",
+KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "softmax_bias", "ce_grad", "soft_grad", "ce_loss",
                 "soft_ce_loss", "se_loss", "se_label_loss", "correct_only", "soft_correct", "forward", "backward"]
 
 
@@ -460,7 +460,10 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
             X, i64(3), np.zeros((7, 3), dtype), Y, i64(words), np.zeros((7,) + Y.shape[1:], Y.dtype), perm,
             np.array([4], i64), i64(7)]
     elif case == "softmax":
-        name, n, args = "softmax", rows, lambda: [a, np.zeros_like(a), i64(rows), i64(k)]
+        name, n, args = "softmax", rows, lambda: [a.copy(), a, i32(0), np.zeros_like(a), i64(rows), i64(k)]
+    elif case == "softmax_bias":  # a += b first, written back
+        b = rng.normal(size=k).astype(dtype)
+        name, n, args = "softmax", rows, lambda: [a.copy(), b, i32(1), np.zeros_like(a), i64(rows), i64(k)]
     elif case == "ce_grad":
         name, n, args = "ce_grad", rows * k, lambda: [y_hat, labels, np.zeros_like(a), i64(rows), i64(k), f(0.25)]
     elif case == "soft_grad":

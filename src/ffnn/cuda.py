@@ -112,10 +112,21 @@ BATCH_ROWS(double, f64)
 
 #define FLOAT_KERNELS(T, S, EXP, SQRT, TANH)                                                                        \
 /* y_hat = softmax(a), row by row: exp(a - max) / sum */                                                         \
-extern "C" __global__ void softmax_##S(const T *a, T *out, long long rows, long long k)                          \
+/* with bias set, a += b first (the output layer's bias, written back: a_L is kept for the loss) */              \
+extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long long rows, long long k)          \
 {                                                                                                                \
     ROW                                                                                                          \
-    LOCAL_ROW(T, x, a + r * k, k)                                                                                \
+    T *row = a + r * k;                                                                                          \
+    T x_copy[SMALL_ROW]; const T *x = row;                                                                       \
+    if (k <= SMALL_ROW) {                                                                                        \
+        _Pragma("unroll") for (int j = 0; j < SMALL_ROW; j++) if (j < k) {                                       \
+            x_copy[j] = bias ? row[j] + b[j] : row[j];                                                           \
+            if (bias) row[j] = x_copy[j];                                                                        \
+        }                                                                                                        \
+        x = x_copy;                                                                                              \
+    } else if (bias) {                                                                                           \
+        for (long long j = 0; j < k; j++) row[j] = row[j] + b[j];                                                \
+    }                                                                                                            \
     T *y = out + r * k;                                                                                          \
     T top = x[0];                                                                                                \
     for (long long j = 1; j < k; j++) top = x[j] > top ? x[j] : top;                                             \
@@ -327,9 +338,20 @@ def _deliver(result, out):
 
 
 def softmax(a, out=None):
-    result, (rows, k) = _written(out, a), a.shape
-    _launch(_kernel("softmax", a.dtype), rows, (_contiguous(a), result, np.int64(rows), np.int64(k)))
-    return _deliver(result, out)
+    result, (rows, k), a = _written(out, a), a.shape, _contiguous(a)
+    _launch(_kernel("softmax", a.dtype), rows, (a, a, np.int32(0), result, np.int64(rows), np.int64(k)))
+    return _deliver(result, out)  # a stands in for the bias, which is not read
+
+
+def add_bias_softmax(a, b, out):
+    """``a += b`` (b added to each row), then ``out = softmax(a)``, in one launch; False for arrays the kernel does
+    not take."""
+    if not (all(is_array(x) and x.dtype == a.dtype and x.flags.c_contiguous for x in (a, b, out))
+            and a.ndim == 2 and out.shape == a.shape and b.size == a.shape[1] and a.dtype in _FLOATS):
+        return False
+    rows, k = a.shape
+    _launch(_kernel("softmax", a.dtype), rows, (a, b, np.int32(1), out, np.int64(rows), np.int64(k)))
+    return True
 
 
 def grad_softmax_cross_entropy(y_hat, y, out=None):

@@ -236,9 +236,7 @@ class Network:
             if k < L:
                 self.activation.forward(a[k], self.b[k], out=h[k])  # with b_k added: h_k = g(a_k)
                 passed[k] = self._drop(cache, k, rng) if cache.dropout else h[k]
-            else:
-                a[k] += self.b[k]
-        self.output_layer.O(a[L], out=h[L])                  # y_hat = O(a_L)
+        self.output_layer.forward(a[L], self.b[L], out=h[L])        # with b_L added: y_hat = O(a_L)
         return h[L], cache
 
     def _drop(self, cache, k, rng):

@@ -145,6 +145,17 @@ class OutputLayer:
     loss: Callable       # loss(a, y_hat, y) -> float, mean over the batch
     grad_a: Callable     # grad_a(a, y_hat, y, out) -> d loss / d a_L, shape (N, k)
 
+    def forward(self, a, b, out):
+        """a += b, then y_hat = O(a) written into ``out``: the bias of a_L = b_L + W_L h_{L-1}, then y_hat = O(a_L).
+
+        On a GPU one kernel does both for softmax.
+        """
+        if not (self.O is softmax and type(a) is not np.ndarray and cuda.is_array(a)
+                and cuda.add_bias_softmax(a, b, out)):
+            a += b
+            self.O(a, out=out)
+        return out
+
 
 OUTPUTS = {"softmax": softmax, "linear": linear}
 LOSSES = {"cross_entropy": cross_entropy, "squared_error": squared_error}
