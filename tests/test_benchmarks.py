@@ -55,3 +55,14 @@ def test_gpu_benchmark_without_a_gpu_says_so(capsys, monkeypatch):
     module = runpy.run_path(os.path.join(ROOT, "benchmarks", "gpu.py"))
     assert module["main"](["--quick"]) == 0
     assert "benchmarks/gpu.py needs a CUDA GPU: device 'cuda' needs CuPy" in capsys.readouterr().out
+
+
+def test_gpu_profile_without_a_gpu_says_so(capsys, monkeypatch):
+    from ffnn import cuda
+
+    monkeypatch.setattr(cuda, "cupy", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as running the script puts its folder first
+    module = runpy.run_path(os.path.join(ROOT, "benchmarks", "gpu_profile.py"))
+    assert module["main"]([]) == 0
+    assert "benchmarks/gpu_profile.py needs a CUDA GPU: device 'cuda' needs CuPy" in capsys.readouterr().out
