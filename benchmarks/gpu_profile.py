@@ -5,11 +5,11 @@ For each configuration of benchmarks/gpu.py (the first three by default), after 
 
 - ``fit epoch``: one epoch as ``Trainer.fit`` runs it (the median of 5);
 - ``replay alone``: the same epoch's graphs launched back to back, wall clock and CUDA events;
-- ``eager step``: one step run without a graph (the median of 5 runs of 20 steps);
+- ``eager step``: one step run without a graph (the median of 5 runs of 20 steps, or of the epoch's full batches);
 - ``permutation``: ``rng.permutation(n)`` on the host, which the training loop draws while the GPU runs the epoch
   before.
 
-``--kernels`` adds PyTorch's profiler tables (its CUPTI sees CuPy's kernels too) for 20 eager steps and for one
+``--kernels`` adds PyTorch's profiler tables (its CUPTI sees CuPy's kernels too) for those eager steps and for one
 replayed epoch, sorted by GPU time.
 
     python benchmarks/gpu_profile.py --data-dir DIR [--config 1 2 3] [--kernels]
@@ -51,6 +51,12 @@ def profile(config, X, y, kernels):
     s = trainer._device_run
     full = s.n // B
 
+    steps = min(20, full)
+    if s.graph is None or s.graphs is None:
+        print(f"{'-'.join(map(str, sizes))} B{B} {optimizer}: the steps were not captured "
+              f"({trainer.capture_error or 'FFNN_NO_GRAPHS is set'}); fit epoch {fit * 1e3:.2f} ms")
+        return
+
     def replay():
         with s.stream:
             s.offset.fill(0)
@@ -61,7 +67,7 @@ def profile(config, X, y, kernels):
         if s.last_graph is not None:
             s.last_graph.launch(s.stream)
 
-    def eager(steps=20):
+    def eager():
         with s.stream:
             s.offset.fill(0)
             for _ in range(steps):
@@ -75,12 +81,12 @@ def profile(config, X, y, kernels):
     permutation = (time.perf_counter() - began) / 10
     print(f"{'-'.join(map(str, sizes))} B{B} {optimizer}: fit epoch {fit * 1e3:.2f} ms; replay alone "
           f"{replay_wall * 1e3:.2f} ms wall, {replay_gpu * 1e3:.2f} ms events ({replay_gpu / s.n_batches * 1e6:.1f} "
-          f"us a step); eager step {eager_wall / 20 * 1e6:.0f} us wall, {eager_gpu / 20 * 1e6:.0f} us events; "
+          f"us a step); eager step {eager_wall / steps * 1e6:.0f} us wall, {eager_gpu / steps * 1e6:.0f} us events; "
           f"permutation {permutation * 1e3:.2f} ms" +
           (f"; could not capture: {trainer.capture_error}" if trainer.capture_error else ""))
     if kernels:
         from torch.profiler import ProfilerActivity, profile as torch_profile
-        for what, fn in (("20 eager steps", eager), ("one replayed epoch", replay)):
+        for what, fn in ((f"{steps} eager steps", eager), ("one replayed epoch", replay)):
             with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
                 fn()
                 s.stream.synchronize()

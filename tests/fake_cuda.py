@@ -351,10 +351,13 @@ class HostKernel:
         self.rowwise = name in ROWWISE
         self.fn = getattr(host_library(), name if dtype is None else f"{name}_{cuda._SUFFIX[np.dtype(dtype)]}")
 
-    def run(self, n, args):
+    def run(self, n, args, threads=None):
+        """``threads``: how many threads a row-wise kernel gets, one per row unless fewer are given (as when the
+        grid is capped), each then looping over every threads-th row."""
         cargs = [ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else _CTYPES[type(a)](a) for a in args]
-        for thread in range(n if self.rowwise else 1):
-            host_library().set_thread(thread, n if self.rowwise else 1)
+        count = (threads or n) if self.rowwise else 1
+        for thread in range(count):
+            host_library().set_thread(thread, count)
             self.fn(*cargs)
 
 

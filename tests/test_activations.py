@@ -161,6 +161,27 @@ def test_backward_of_a_new_activation_takes_the_numpy_path():
     assert out.tolist() == [[2.0, -4.0, 3.0]]
 
 
+def test_forward_adds_the_bias_then_applies_g_even_for_an_unhashable_g():
+    from dataclasses import dataclass
+
+    from ffnn.activations import Activation, tanh_prime
+
+    @dataclass
+    class Scaled:  # a dataclass defines __eq__ and so is not hashable
+        scale: float
+
+        def __call__(self, a, out=None):
+            return np.multiply(a, self.scale, out=out)
+
+    act = Activation("scaled", Scaled(2.0), tanh_prime)
+    a, h = np.array([[1.0, -2.0, 3.0]]), np.empty((1, 3))
+    act.forward(a, np.array([0.5, 0.5, -1.0]), out=h)
+    assert a.tolist() == [[1.5, -1.5, 2.0]] and h.tolist() == [[3.0, -3.0, 4.0]]
+    out = np.empty((1, 3))
+    act.backward(a, h, np.ones((1, 3)), out=out)  # the built-in g' of an own g still takes its compiled pass
+    assert out.tolist() == [[-8.0, -8.0, -15.0]]
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-7), (np.float64, 1e-15)])
 def test_logistic_is_accurate_far_into_both_tails(dtype, rtol):
     import math

@@ -511,6 +511,28 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
         assert host_args[11][0] == 10 and (host_args[8][0] > 0) == (case not in ("correct_only", "soft_correct"))
 
 
+@pytest.mark.parametrize("name", ["softmax", "batch_totals"])
+def test_the_row_wise_kernels_cover_every_row_with_fewer_threads_than_rows(name):
+    _host_kernels()  # as when a batch has more rows than the capped grid has threads
+    rng = np.random.default_rng(3)
+    rows, k = 13, 5
+    a, b = rng.normal(size=(rows, k)), rng.normal(size=k)
+    labels = rng.integers(0, k, rows)
+    i32, i64 = np.int32, np.int64
+    if name == "softmax":
+        args = lambda: [a.copy(), b, i32(1), np.zeros_like(a), i64(rows), i64(k)]
+    else:
+        args = lambda: [i32(0), a, a, labels, a, i32(1), i64(rows), i64(k), np.zeros(1), np.zeros(1, np.uint64),
+                        i32(1), np.array([0], i64), i64(rows)]
+    one_each, three = args(), args()
+    fake_cuda.HostKernel(name, "float64").run(rows, one_each)
+    fake_cuda.HostKernel(name, "float64").run(rows, three, threads=3)
+    for x, y in zip(one_each, three):
+        if isinstance(x, np.ndarray):
+            np.testing.assert_allclose(x, y, rtol=1e-15)
+    assert np.any(one_each[3] != 0) if name == "softmax" else one_each[11][0] == rows
+
+
 def test_host_data_changed_between_fits_is_what_the_next_fit_uses(device):
     X, y = digits()
     X = X.astype(np.float64)

@@ -32,7 +32,7 @@ class Activation:
 
         On a GPU one kernel does both for the built-in activations (see :mod:`ffnn.kernels`).
         """
-        if not kernels.forward(FUSED_G.get(self.g), a, b, out):
+        if not kernels.forward(_number(FUSED_G, self.g), a, b, out):
             a += b
             self.g(a, out=out)
         return out
@@ -43,7 +43,7 @@ class Activation:
         For the built-in activations one compiled pass does it where ffnn's kernels are built (see
         :mod:`ffnn.kernels`), with the same numbers as these two NumPy steps.
         """
-        if not kernels.backward(COMPILED_G_PRIME.get(self.g_prime), a, h, grad_h, out):
+        if not kernels.backward(_number(COMPILED_G_PRIME, self.g_prime), a, h, grad_h, out):
             self.g_prime(a, h, out=out)
             out *= grad_h
         return out
@@ -110,6 +110,11 @@ COMPILED_G_PRIME = {tanh_prime: 0, logistic_prime: 1, relu_prime: 2, identity_pr
 
 # The activations a GPU kernel computes fused with the bias (kernels.forward), by the same numbers.
 FUSED_G = {tanh: 0, logistic: 1, relu: 2, identity: 3}
+
+
+def _number(table, fn):
+    # fn's number in table, found by identity: a function of one's own need not be hashable
+    return next((number for f, number in table.items() if f is fn), None)
 
 ACTIVATIONS = {
     "logistic": Activation("logistic", logistic, logistic_prime),

@@ -67,12 +67,14 @@ def is_array(x):
 
 
 # -- kernels -------------------------------------------------------------------------------------------------------
-# One grid-stride loop per elementwise kernel; one thread per row for the row-wise ones (rows of a few outputs).
+# Grid-stride loops: over the elements in the elementwise kernels, over the rows (of a few outputs) in the row-wise
+# ones, one thread per row while the grid has that many.
 
 SOURCE = r"""
 #define ELEMENTS(n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
                          i += (long long)gridDim.x * blockDim.x)
-#define ROW const long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; if (r >= rows) return;
+#define ROWS(rows) for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < (rows); \
+                        r += (long long)gridDim.x * blockDim.x)
 /* A row of at most SMALL_ROW values (the outputs of a classifier) read into a local copy first, all its loads in
    flight at once; a kernel's loops then read the copy instead of waiting on global memory for each value. */
 #define SMALL_ROW 16
@@ -115,7 +117,7 @@ BATCH_ROWS(double, f64)
 /* with bias set, a += b first (the output layer's bias, written back: a_L is kept for the loss) */              \
 extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long long rows, long long k)          \
 {                                                                                                                \
-    ROW                                                                                                          \
+    ROWS(rows) {                                                                                                 \
     T *row = a + r * k;                                                                                          \
     T x_copy[SMALL_ROW]; const T *x = row;                                                                       \
     if (k <= SMALL_ROW) {                                                                                        \
@@ -133,6 +135,7 @@ extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long 
     T sum = 0;                                                                                                   \
     for (long long j = 0; j < k; j++) sum += EXP(x[j] - top);                                                    \
     for (long long j = 0; j < k; j++) y[j] = EXP(x[j] - top) / sum;                                              \
+    }                                                                                                            \
 }                                                                                                                \
 /* grad_aL = (y_hat - e(l)) * (1 / N), and (y_hat - y) * (1 / N) for soft targets */                            \
 extern "C" __global__ void ce_grad_##S(const T *y_hat, const long long *labels, T *out, long long n, long long k,\
@@ -171,7 +174,7 @@ extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat
                                             double *loss, unsigned long long *correct, int count,               \
                                             long long *offset, long long advance)                                \
 {                                                                                                                \
-    ROW                                                                                                          \
+    ROWS(rows) {                                                                                                 \
     LOCAL_ROW(T, x, a + r * k, k)                                                                                \
     LOCAL_ROW(T, p, y_hat + r * k, k)                                                                            \
     const T *t = targets + r * k;                                                                                \
@@ -191,6 +194,7 @@ extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat
     if (kind != 2) atomicAdd(loss, s);                                                                           \
     if (count && argmax_##S(p, k) == (use_labels ? labels[r] : argmax_##S(t, k))) atomicAdd(correct, 1ULL);       \
     if (r == 0 && advance) offset[0] += advance;                                                                 \
+    }                                                                                                            \
 }                                                                                                                \
 /* a += b, b added to each row of width values, then h = g(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as       \
    activations.py computes g; relu keeps a NaN, as np.maximum does) */                                          \

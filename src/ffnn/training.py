@@ -299,9 +299,11 @@ class Trainer:
         """Draw the next epoch's row order now, while the GPU works through this epoch, and rewind the generator:
         the next epoch takes it only if the generator is then where it was here, so the draws stay the same."""
         before = self.rng.bit_generator.state
-        perm = self.rng.permutation(n)
-        self._drawn_ahead = (n, before, perm, self.rng.bit_generator.state)
-        self.rng.bit_generator.state = before
+        try:
+            perm = self.rng.permutation(n)
+            self._drawn_ahead = (n, before, perm, self.rng.bit_generator.state)
+        finally:  # rewound even when a second Ctrl-C lands here
+            self.rng.bit_generator.state = before
 
     def _checked(self, X, y):
         """X and y as fit() passes them, for a Trainer used on its own: the network's dtype, its number of features,
