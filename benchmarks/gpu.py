@@ -196,6 +196,16 @@ def measure(name, sizes, batch, optimizer, lr, target, X, y, X_test, y_test, epo
             "target": target, "errors": errors}
 
 
+def have_gpu(script):
+    """Whether device 'cuda' works here; if not, one line saying why ``script`` does nothing."""
+    try:
+        cuda.array_module()
+    except FFNNError as exc:
+        print(f"{script} needs a CUDA GPU: {exc}")
+        return False
+    return True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="timed epochs per contender (default 6)")
@@ -204,10 +214,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a smoke test: a small subset, two epochs")
     parser.add_argument("--json", help="write the measurements to this file")
     args = parser.parse_args(argv)
-    try:
-        cuda.array_module()
-    except FFNNError as exc:
-        print(f"benchmarks/gpu.py needs a CUDA GPU: {exc}")
+    if not have_gpu("benchmarks/gpu.py"):
         return 0
     import torch
 

@@ -22,7 +22,6 @@ import time
 
 import gpu as bench
 from ffnn import cuda
-from ffnn.errors import FFNNError
 
 
 def timed(stream, fn, reps=5):
@@ -102,10 +101,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="folder with Fashion-MNIST's IDX files")
     parser.add_argument("--kernels", action="store_true", help="PyTorch profiler tables of the kernels")
     args = parser.parse_args(argv)
-    try:
-        cuda.array_module()
-    except FFNNError as exc:
-        print(f"benchmarks/gpu_profile.py needs a CUDA GPU: {exc}")
+    if not bench.have_gpu("benchmarks/gpu_profile.py"):
         return 0
     X, y, _, _, what = bench.load(args.data_dir, False)
     print(f"data: {what}, {X.shape[0]} training rows")
