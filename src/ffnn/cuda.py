@@ -347,11 +347,17 @@ def softmax(a, out=None):
     return _deliver(result, out)  # a stands in for the bias, which is not read
 
 
+def _bias_kernel_takes(a, b, out):
+    # the kernels that add a bias read C-contiguous device arrays of one float type: a and out of one 2-D shape, b
+    # one value per column
+    return (all(is_array(x) and x.dtype == out.dtype and x.flags.c_contiguous for x in (a, b, out))
+            and a.ndim == 2 and a.shape == out.shape and b.size == a.shape[1] and out.dtype in _FLOATS)
+
+
 def add_bias_softmax(a, b, out):
     """``a += b`` (b added to each row), then ``out = softmax(a)``, in one launch; False for arrays the kernel does
     not take."""
-    if not (all(is_array(x) and x.dtype == a.dtype and x.flags.c_contiguous for x in (a, b, out))
-            and a.ndim == 2 and out.shape == a.shape and b.size == a.shape[1] and a.dtype in _FLOATS):
+    if not _bias_kernel_takes(a, b, out):
         return False
     rows, k = a.shape
     _launch(_kernel("softmax", a.dtype), rows, (a, b, np.int32(1), out, np.int64(rows), np.int64(k)))
@@ -401,8 +407,7 @@ def count_correct(y_hat, labels):
 def forward(kind, a, b, out):
     """``a += b`` (b added to each row), then ``out = g(a)`` for the built-in g numbered ``kind``; False for arrays
     the kernel does not take."""
-    if not (all(is_array(x) and x.dtype == out.dtype and x.flags.c_contiguous for x in (a, b, out))
-            and a.ndim == 2 and a.shape == out.shape and b.size == a.shape[1] and out.dtype in _FLOATS):
+    if not _bias_kernel_takes(a, b, out):
         return False
     _launch(_kernel("forward", out.dtype), out.size, (np.int32(kind), np.int64(out.size), np.int64(a.shape[1]),
                                                       b, a, out))

@@ -290,9 +290,11 @@ class Trainer:
     def _permutation(self, n):
         """This epoch's row order: ``self.rng.permutation(n)``, or the same draw made ahead (see _draw_ahead)."""
         ahead, self._drawn_ahead = self._drawn_ahead, None
-        if ahead is not None and ahead[0] == n and _same_state(ahead[1], self.rng.bit_generator.state):
-            self.rng.bit_generator.state = ahead[3]
-            return ahead[2]
+        if ahead is not None:
+            size, before, perm, after = ahead
+            if size == n and _same_state(before, self.rng.bit_generator.state):
+                self.rng.bit_generator.state = after
+                return perm
         return self.rng.permutation(n)
 
     def _draw_ahead(self, n):
