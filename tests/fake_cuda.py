@@ -2,10 +2,10 @@
 
 ``install(monkeypatch)`` makes ``ffnn.cuda`` believe CuPy is loaded: its arrays are :class:`DeviceArray` (a NumPy
 array subclass), its kernels are the NumPy transcriptions in ``KERNELS`` of the CUDA C in ``ffnn.cuda.SOURCE``, and
-its cuBLAS calls go to :func:`gemm`, which reads the operands through the pointers and leading dimensions cuBLAS
-would. Stream capture is emulated strictly: while a stream records, every operation on a DeviceArray is recorded
-instead of run (and replayed by the graph), and anything a real capture cannot hold raises CaptureError: allocating
-device memory, reading a value back to the host, copying from the host, or fancy indexing.
+its cuBLAS and cuBLASLt calls go to :func:`gemm` and :class:`_Lt`, which read the operands through the pointers and
+leading dimensions cuBLAS would. Stream capture is emulated strictly: while a stream records, every operation on a
+DeviceArray is recorded instead of run (and replayed by the graph), and anything a real capture cannot hold raises
+CaptureError: allocating device memory, reading a value back to the host, copying from the host, or fancy indexing.
 """
 
 import ctypes
@@ -193,7 +193,7 @@ def _module():
         __version__="(emulated)",
         cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,
                                    runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"name": b"Emulated"}),
-                                   get_current_stream=lambda: types.SimpleNamespace(ptr=1),
+                                   get_current_stream=lambda: types.SimpleNamespace(ptr=1, is_capturing=lambda: RECORDING is not None),
                                    device=types.SimpleNamespace(get_cublas_handle=lambda: None)),
         **names)
 
@@ -405,16 +405,42 @@ def _column_major(ptr, rows, cols, ld, dtype):
     return np.lib.stride_tricks.as_strided(flat, (rows, cols), (itemsize, ld * itemsize))
 
 
+def _operands(op_a, op_b, m, n, k, A, lda, B, ldb, dtype):
+    # op(A) (m, k) and op(B) (k, n), as cuBLAS reads them
+    a = _column_major(A, *((m, k) if op_a == 0 else (k, m)), lda, dtype)
+    b = _column_major(B, *((k, n) if op_b == 0 else (n, k)), ldb, dtype)
+    return (a if op_a == 0 else a.T), (b if op_b == 0 else b.T)
+
+
 def gemm(dtype):
     def call(handle, op_a, op_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
         def run():
-            a = _column_major(A, *((m, k) if op_a == 0 else (k, m)), lda, dtype)
-            b = _column_major(B, *((k, n) if op_b == 0 else (n, k)), ldb, dtype)
-            a, b = (a if op_a == 0 else a.T), (b if op_b == 0 else b.T)
+            a, b = _operands(op_a, op_b, m, n, k, A, lda, B, ldb, dtype)
             _column_major(C, m, n, ldc, dtype)[...] = a @ b
         _run_or_record(run)
         return 0
     return call
+
+
+class _Lt:
+    """cuBLASLt's product with the BGRADA epilogue (D = op(A) op(B), and op(A)'s rows summed into the bias), with
+    plans for float32 alone, as on a GPU whose cuBLASLt has no float64 algorithm with that epilogue. Its heuristic,
+    like the real one, cannot be asked during a capture."""
+
+    def __init__(self):
+        self.plans = {}
+
+    def plan(self, dtype, ops, shape, lds, alignments, bias):
+        _capturing("asking cuBLASLt's heuristic")
+        return (np.dtype(dtype), ops, shape, lds) if dtype == np.float32 else None
+
+    def run(self, plan, A, B, D, bias, stream_ptr):
+        dtype, (op_a, op_b), (m, n, k), (lda, ldb, ldc) = plan
+        def run():
+            a, b = _operands(op_a, op_b, m, n, k, A, lda, B, ldb, dtype)
+            _column_major(D, m, n, ldc, dtype)[...] = a @ b
+            _column_major(bias, m, 1, m, dtype)[:, 0] = a.sum(axis=1)
+        _run_or_record(run)
 
 
 class _Blas:
@@ -437,5 +463,6 @@ def install(monkeypatch, kernels="numpy"):
     monkeypatch.setattr(cuda, "cupy", _module())
     monkeypatch.setattr(cuda, "_kernel", _kernel)
     monkeypatch.setattr(cuda, "_launch", _launch)
-    blas = _Blas()
+    blas, lt = _Blas(), _Lt()
     monkeypatch.setattr(cuda, "_blas", lambda device_id: blas)
+    monkeypatch.setattr(cuda, "_lt", lambda device_id: lt)

@@ -146,6 +146,42 @@ def test_gemm_reads_every_layout_the_network_uses(device, dtype):
     np.testing.assert_allclose(to_numpy(out), to_numpy(wide)[:, :4] @ np.ones((4, 3)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_layer_s_weight_and_bias_gradients_come_from_one_product(device, dtype):
+    xp = cuda.array_module()
+    rng = np.random.default_rng(1)
+    for n, n_in, n_out in [(64, 784, 128), (256, 128, 10), (5, 3, 7), (1, 4, 2), (32, 10, 1)]:
+        h, grad_a = rng.standard_normal((n, n_in)), rng.standard_normal((n, n_out))
+        # into arrays of their own, and into views of one flat buffer at addresses only 4 or 8 bytes aligned
+        flat = xp.full(1 + n_in * n_out + n_out, np.nan, dtype)
+        for grad_WT, grad_b in [(xp.full((n_in, n_out), np.nan, dtype), xp.full(n_out, np.nan, dtype)),
+                                (flat[1:1 + n_in * n_out].reshape(n_in, n_out), flat[1 + n_in * n_out:])]:
+            # as back_propagation calls it: h_{k-1}^T, a transposed view, times grad_ak
+            done = cuda.gemm_column_sums(xp.asarray(h.astype(dtype)).T, xp.asarray(grad_a.astype(dtype)), grad_WT,
+                                         grad_b)
+            if dtype == "float32" or not REAL_GPU:  # float64 is taken where cuBLASLt has an algorithm for it
+                assert done == (dtype == "float32")
+            if done:
+                tolerance = {"rtol": 1e-4, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+                np.testing.assert_allclose(to_numpy(grad_WT), h.T @ grad_a, **tolerance)
+                np.testing.assert_allclose(to_numpy(grad_b), grad_a.sum(axis=0), **tolerance)
+
+
+def test_the_one_product_steps_aside_where_it_cannot_be_made(device):
+    xp = cuda.array_module()
+    h, grad_a = xp.ones((8, 3), np.float32), xp.ones((8, 5), np.float32)
+    grad_WT = xp.empty((3, 5), np.float32)
+    assert not cuda.gemm_column_sums(h.T, grad_a, grad_WT, xp.empty(4, np.float32))  # of the wrong size
+    stream, grad_b = xp.cuda.Stream(non_blocking=True), xp.empty(5, np.float32)
+    with stream:  # a shape first met during a capture: cuBLASLt's heuristic cannot be asked then
+        stream.begin_capture()
+        try:
+            done = cuda.gemm_column_sums(h[:7].T, grad_a[:7], grad_WT, grad_b)
+        finally:
+            stream.end_capture()
+    assert not done
+
+
 # -- training ------------------------------------------------------------------------------------------------------
 
 def train(device, optimizer="adam", epochs=3, batch_size=64, dtype="float32", sizes=(64, 32, 10), seed=0,
@@ -287,6 +323,18 @@ def test_the_step_count_lives_on_the_device_too(device):
     counter = trainer.optimizer.device_t
     assert counter.host == trainer.optimizer.t == 2 * -(-600 // 64)
     assert int(to_numpy(counter.array)[0]) == trainer.optimizer.t
+
+
+def test_a_float32_step_on_the_device_takes_each_layer_s_gradients_in_one_product(device):
+    cuda.array_module()
+    cuda._lt(0).plans.clear()
+    cpu, _, cpu_history = train("cpu", "adam", epochs=2)
+    gpu, trainer, history = train(device, "adam", epochs=2)
+    np.testing.assert_allclose(to_numpy(gpu.theta), cpu.theta, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(history["loss"], cpu_history["loss"], rtol=1e-4)
+    assert trainer.capture_error is None and trainer.graph_steps > 0
+    plans = cuda._lt(0).plans
+    assert len(plans) == 2 * 2 and None not in plans.values()  # two layers, each with full and partial batches
 
 
 def test_accuracy_on_the_device_matches_the_cpu_run_in_float32(device):

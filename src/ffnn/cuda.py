@@ -575,3 +575,149 @@ def gemm(A, B, out):
     _check(fn(blas.handle, op_b, op_a, N, M, K, one, B.data.ptr, ldb, A.data.ptr, lda, zero, out.data.ptr, ldc),
            "gemm")
     return out
+
+
+# -- a weight gradient and its bias gradient in one product (cuBLASLt) -----------------------------------------------
+# grad_Wk^T = h_{k-1}^T grad_ak and grad_bk = grad_ak summed over rows are one cuBLASLt product whose epilogue sums
+# cuBLAS's A (grad_ak, as it sees it) over the inner dimension as it goes: the BGRADA epilogue. That saves the
+# separate ones @ grad_ak product, one launch per layer.
+
+FUSED_BIAS_GRADIENT = not os.environ.get("FFNN_NO_FUSED_BIAS_GRADIENT")  # =1: the bias gradient as its own product
+_NO_PLAN = object()
+
+
+class _HeuristicResult(ctypes.Structure):
+    _fields_ = [("algo", ctypes.c_uint64 * 8), ("workspace_size", ctypes.c_size_t), ("state", ctypes.c_int),
+                ("waves", ctypes.c_float), ("reserved", ctypes.c_int * 4)]
+
+
+class _Lt:
+    """A cuBLASLt handle and its plans: for each shape, layout and alignment of the operands, the product's
+    descriptors and the algorithm cuBLASLt's heuristic picks (its first choice, so that every run takes the same),
+    or None where it has none with this epilogue (float64 on some GPUs). The heuristic cannot run while a stream is
+    being captured, so plans are made by the eager steps that come before a capture."""
+
+    COMPUTE = {np.dtype(np.float32): 68, np.dtype(np.float64): 70}  # CUBLAS_COMPUTE_32F, _64F (no TF32)
+    DATA = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}       # CUDA_R_32F, CUDA_R_64F
+    TRANSA, TRANSB, EPILOGUE, BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
+    BGRADA = 256                                          # cublasLtEpilogue_t
+    MAX_WORKSPACE, MIN_ALIGNMENT = 1, (5, 6, 7, 8)  # cublasLtMatmulPreferenceAttributes_t (A, B, C, D alignment)
+
+    def __init__(self, blas):
+        self.lib = ctypes.CDLL(_loaded_library("libcublasLt.so"))
+        self.blas = blas  # whose workspace the products share: they run in stream order with cuBLAS's
+        handle = ctypes.c_void_p()
+        _check(self.lib.cublasLtCreate(ctypes.byref(handle)), "cublasLtCreate")
+        self.handle = handle
+        v = ctypes.c_void_p
+        self.lib.cublasLtMatrixLayoutCreate.argtypes = [v, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
+                                                        ctypes.c_int64]
+        self.lib.cublasLtMatmulAlgoGetHeuristic.argtypes = [v, v, v, v, v, v, v, ctypes.c_int, v, v]
+        self.lib.cublasLtMatmul.argtypes = [v] * 14 + [ctypes.c_size_t, v]
+        self.plans = {}
+        self.kept = []  # every descriptor made, alive as long as the handle
+
+    def _set(self, setter, obj, attribute, value):
+        _check(setter(obj, attribute, ctypes.byref(value), ctypes.c_size_t(ctypes.sizeof(value))),
+               setter.__name__)
+
+    def plan(self, dtype, ops, shape, lds, alignments, bias):
+        """The descriptors and algorithm for ``D = op(A) op(B)`` with BGRADA, in cuBLAS's terms, for operands A, B,
+        C = D and the bias at addresses of these ``alignments`` (``bias`` one such address), or None."""
+        lib, (op_a, op_b), (m, n, k), (lda, ldb, ldc) = self.lib, ops, shape, lds
+        desc, pref = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), self.COMPUTE[dtype], self.DATA[dtype]),
+               "cublasLtMatmulDescCreate")
+        self.kept.append(desc)
+        setter = lib.cublasLtMatmulDescSetAttribute
+        self._set(setter, desc, self.TRANSA, ctypes.c_int32(op_a))
+        self._set(setter, desc, self.TRANSB, ctypes.c_int32(op_b))
+        self._set(setter, desc, self.EPILOGUE, ctypes.c_uint32(self.BGRADA))
+        self._set(setter, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))  # the heuristic reads its alignment
+        layouts = []
+        for rows, cols, ld in (((m, k) if op_a == _OP_N else (k, m)) + (lda,),
+                               ((k, n) if op_b == _OP_N else (n, k)) + (ldb,), (m, n, ldc)):
+            layout = ctypes.c_void_p()
+            _check(lib.cublasLtMatrixLayoutCreate(ctypes.byref(layout), self.DATA[dtype], rows, cols, ld),
+                   "cublasLtMatrixLayoutCreate")
+            self.kept.append(layout)
+            layouts.append(layout)
+        _check(lib.cublasLtMatmulPreferenceCreate(ctypes.byref(pref)), "cublasLtMatmulPreferenceCreate")
+        self.kept.append(pref)
+        setter = lib.cublasLtMatmulPreferenceSetAttribute
+        self._set(setter, pref, self.MAX_WORKSPACE, ctypes.c_uint64(_Blas.WORKSPACE))
+        for attribute, alignment in zip(self.MIN_ALIGNMENT, alignments[:4]):
+            self._set(setter, pref, attribute, ctypes.c_uint32(alignment))
+        result, found = _HeuristicResult(), ctypes.c_int(0)
+        a, b, c = layouts
+        status = lib.cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, c, c, pref, 1, ctypes.byref(result),
+                                                    ctypes.byref(found))
+        if status != 0 or found.value < 1 or result.state != 0:  # no algorithm for this product with this epilogue
+            return None
+        one, zero = (ctypes.c_float(1), ctypes.c_float(0)) if dtype == np.float32 else (ctypes.c_double(1),
+                                                                                         ctypes.c_double(0))
+        return desc, a, b, c, result, one, zero
+
+    def run(self, plan, A, B, D, bias, stream_ptr):
+        """``D = op(A) op(B)`` and ``bias`` = op(A)'s rows summed, on the stream: the plan's product."""
+        desc, a, b, c, result, one, zero = plan
+        self._set(self.lib.cublasLtMatmulDescSetAttribute, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))
+        workspace = self.blas.workspace
+        _check(self.lib.cublasLtMatmul(self.handle, desc, ctypes.byref(one), ctypes.c_void_p(A), a,
+                                       ctypes.c_void_p(B), b, ctypes.byref(zero), ctypes.c_void_p(D), c,
+                                       ctypes.c_void_p(D), c, ctypes.byref(result.algo),
+                                       ctypes.c_void_p(workspace.data.ptr), ctypes.c_size_t(_Blas.WORKSPACE),
+                                       ctypes.c_void_p(stream_ptr)), "cublasLtMatmul")
+
+
+@functools.cache
+def _lt(device_id):
+    """The device's _Lt, or None where cuBLASLt cannot be loaded."""
+    try:
+        return _Lt(_blas(device_id))
+    except (OSError, AttributeError, RuntimeError):
+        return None
+
+
+def _alignment(ptr):
+    # the largest power of two, up to 256 bytes, that divides the address
+    return min(ptr & -ptr, 256) if ptr else 256
+
+
+def gemm_column_sums(A, B, out, sums):
+    """``out = A @ B`` and ``sums`` = the rows of B summed, in one cuBLASLt product for 2-D float32 or float64 CuPy
+    arrays (``sums`` C-contiguous, of B's width); False where that product does not apply, and the caller then
+    takes the two products."""
+    if not (FUSED_BIAS_GRADIENT and all(is_array(x) for x in (A, B, out, sums))):
+        return False
+    (M, K), N = A.shape, B.shape[1]
+    layouts = [_layout(x) for x in (A, B, out)]
+    if (None in layouts or layouts[2][0] != _OP_N or out.dtype not in _FLOATS
+            or not A.dtype == B.dtype == out.dtype == sums.dtype or B.shape[0] != K or out.shape != (M, N)
+            or min(M, N, K) == 0 or sums.size != N or not sums.flags.c_contiguous):
+        return False
+    lt = _lt(cupy.cuda.Device().id)
+    if lt is None:
+        return False
+    stream = cupy.cuda.get_current_stream()
+    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
+    # out^T = B^T A^T in cuBLAS's column-major terms: its A is our B, whose rows BGRADA sums
+    key = (out.dtype, (op_b, op_a), (N, M, K), (ldb, lda, ldc),
+           tuple(_alignment(x.data.ptr) for x in (B, A, out, out, sums)))
+    plan = lt.plans.get(key, _NO_PLAN)
+    if plan is _NO_PLAN:
+        if stream.is_capturing():  # cuBLASLt's heuristic cannot be asked now
+            return False
+        try:
+            plan = lt.plan(*key, sums.data.ptr)
+        except RuntimeError:  # a descriptor this cuBLASLt does not take
+            plan = None
+        lt.plans[key] = plan
+    if plan is None:
+        return False
+    try:
+        lt.run(plan, B.data.ptr, A.data.ptr, out.data.ptr, sums.data.ptr, stream.ptr)
+    except RuntimeError:  # refused at launch (nothing was run): the two products from now on
+        lt.plans[key] = None
+        return False
+    return True

@@ -65,6 +65,13 @@ def backward(kind, a, h, grad_h, out):
     return True
 
 
+def weight_gradients(h_T, grad_a, grad_WT, grad_b):
+    """``grad_WT = h_T @ grad_a`` and ``grad_b`` = grad_a's rows summed, in one product on a GPU (cuBLASLt's
+    bias-gradient epilogue); False elsewhere, and the caller then takes the two products."""
+    return type(grad_WT) is not np.ndarray and cuda.is_array(grad_WT) and cuda.gemm_column_sums(h_T, grad_a,
+                                                                                                grad_WT, grad_b)
+
+
 def count_correct(y_hat, labels):
     """How many rows of ``y_hat`` have their largest value at their label: ``(y_hat.argmax(axis=1) == labels).sum()``
     in one compiled pass where it applies (NumPy arrays, int64 labels), with NumPy's argmax (first maximum, first

@@ -34,7 +34,7 @@ import numbers
 
 import numpy as np
 
-from . import cuda, threads
+from . import cuda, kernels, threads
 from .activations import get_activation
 from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
@@ -284,8 +284,9 @@ class Network:
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
             grad_WkT, grad_bk = written[k]
-            matmul(cache.passed[k - 1].T, grad_a[k], out=grad_WkT)  # grad_Wk = grad_ak h_{k-1}^T, as its transpose
-            matmul(cache.ones, grad_a[k], out=grad_bk)              # grad_bk = grad_ak, summed over rows
+            if not kernels.weight_gradients(cache.passed[k - 1].T, grad_a[k], grad_WkT, grad_bk):  # one product
+                matmul(cache.passed[k - 1].T, grad_a[k], out=grad_WkT)  # grad_Wk = grad_ak h_{k-1}^T, transposed
+                matmul(cache.ones, grad_a[k], out=grad_bk)              # grad_bk = grad_ak, summed over rows
             if k > 1:
                 matmul(grad_a[k], self.W[k], out=grad_h[k - 1])  # grad_h{k-1} = W_k^T grad_ak
                 if cache.dropout:
