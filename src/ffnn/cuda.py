@@ -75,15 +75,11 @@ SOURCE = r"""
                          i += (long long)gridDim.x * blockDim.x)
 #define ROWS(rows) for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < (rows); \
                         r += (long long)gridDim.x * blockDim.x)
-/* A row of at most SMALL_ROW values (the outputs of a classifier) read into a local copy first, all its loads in
-   flight at once; a kernel's loops then read the copy instead of waiting on global memory for each value. */
+/* A row of at most SMALL_ROW values (the outputs of a classifier) is held in registers: the loops over it are unrolled
+   to SMALL_ROW steps, those past its k values skipped, so that every index is a constant; a longer row (N = 0) is
+   read where it lies. */
 #define SMALL_ROW 16
-#define LOCAL_ROW(T, name, src, k)                                                                               \
-    T name##_copy[SMALL_ROW]; const T *name = (src);                                                             \
-    if ((k) <= SMALL_ROW) {                                                                                      \
-        _Pragma("unroll") for (int j_ = 0; j_ < SMALL_ROW; j_++) if (j_ < (k)) name##_copy[j_] = name[j_];        \
-        name = name##_copy;                                                                                      \
-    }
+#define ROW_LOOP(j, from) _Pragma("unroll") for (long long j = (from); j < (N > 0 ? N : k); j++) if (j < k)
 
 extern "C" __global__ void add_to(long long *p, long long v)
 {
@@ -112,31 +108,118 @@ extern "C" __global__ void batch_rows_##S(const T *__restrict__ X, long long wid
 BATCH_ROWS(float, f32)
 BATCH_ROWS(double, f64)
 
-#define FLOAT_KERNELS(T, S, EXP, SQRT, TANH)                                                                        \
-/* y_hat = softmax(a), row by row: exp(a - max) / sum */                                                         \
-/* with bias set, a += b first (the output layer's bias, written back: a_L is kept for the loss) */              \
+/* The row-wise kernels, one thread a row. */
+__device__ float exp_(float x) { return expf(x); }
+__device__ double exp_(double x) { return exp(x); }
+
+/* y_hat = softmax(a) of a row: exp(a - max) / sum; with bias set, a += b first (the output layer's bias, written
+   back: a_L is kept for the loss) */
+template <int N, typename T>
+__device__ void softmax_row(T *a, const T *b, int bias, T *y, long long k)
+{
+    T held[N > 0 ? N : 1];
+    if (N > 0) {
+        ROW_LOOP(j, 0) held[j] = bias ? a[j] + b[j] : a[j];  /* every load in flight, then the stores */
+        if (bias) { ROW_LOOP(j, 0) a[j] = held[j]; }
+    } else if (bias) {
+        for (long long j = 0; j < k; j++) a[j] = a[j] + b[j];
+    }
+    const T *x = N > 0 ? held : a;
+    T top = x[0];
+    ROW_LOOP(j, 1) top = x[j] > top ? x[j] : top;
+    T sum = 0;
+    ROW_LOOP(j, 0) sum += exp_(x[j] - top);
+    ROW_LOOP(j, 0) y[j] = exp_(x[j] - top) / sum;
+}
+
+/* A batch's totals, added in double: the loss (kind 0 cross-entropy from a_L by log-sum-exp, -log y_hat[label] or
+   sum_j y_j (lse - a_j); kind 1 squared error sum_j (y_hat_j - y_j)^2 against targets or e(l); kind 2 none), the
+   rows whose largest output is at the label or at the largest target (the first maximum, a NaN counting as one,
+   as NumPy's argmax), and, from row 0, the batch offset of the training loop. */
+template <int N, typename T>
+__device__ double lse_row(const T *x, long long k)
+{
+    double top = x[0];
+    ROW_LOOP(j, 1) top = x[j] > top ? (double)x[j] : top;
+    double s = 0;
+    ROW_LOOP(j, 0) s += exp((double)x[j] - top);
+    return log(s) + top;
+}
+
+template <int N, typename T>
+__device__ long long argmax_row(const T *x, long long k)
+{
+    long long best = 0;
+    T top = x[0];
+    ROW_LOOP(j, 1) if (top == top && (x[j] != x[j] || x[j] > top)) { best = j; top = x[j]; }
+    return best;
+}
+
+template <int N, typename T>
+__device__ void totals_row(int kind, const T *a, const T *y_hat, long long label, const T *t, int use_labels,
+                           long long k, int count, double *loss, unsigned long long *correct)
+{
+    T held_a[N > 0 ? N : 1], held_p[N > 0 ? N : 1];
+    if (N > 0) { ROW_LOOP(j, 0) { held_a[j] = a[j]; held_p[j] = y_hat[j]; } }
+    const T *x = N > 0 ? held_a : a, *p = N > 0 ? held_p : y_hat;
+    double s = 0;
+    if (kind == 0) {
+        double lse = lse_row<N>(x, k);
+        if (use_labels) { ROW_LOOP(j, 0) if (j == label) s = lse - (double)x[j]; }
+        else { ROW_LOOP(j, 0) s += (double)t[j] * (lse - (double)x[j]); }
+    } else if (kind == 1) {
+        ROW_LOOP(j, 0) {
+            double d = (double)p[j] - (use_labels ? (double)(label == j) : (double)t[j]);
+            s += d * d;
+        }
+    }
+    *loss += s;
+    if (count && argmax_row<N>(p, k) == (use_labels ? label : argmax_row<N>(t, k))) *correct += 1;
+}
+
+/* A thread's totals into the batch's: on a GPU, summed over the warp first, one atomic add a warp */
+__device__ void add_to_totals(double *loss, double s, unsigned long long *correct, unsigned long long c)
+{
+#ifdef __CUDA_ARCH__
+    for (int offset = 16; offset > 0; offset /= 2) {
+        s += __shfl_down_sync(0xffffffffu, s, offset);
+        c += __shfl_down_sync(0xffffffffu, c, offset);
+    }
+    if (threadIdx.x % 32 != 0) return;
+#endif
+    if (loss) atomicAdd(loss, s);
+    if (correct) atomicAdd(correct, c);
+}
+
+#define ROW_KERNELS(T, S)                                                                                        \
 extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long long rows, long long k)          \
 {                                                                                                                \
     ROWS(rows) {                                                                                                 \
-    T *row = a + r * k;                                                                                          \
-    T x_copy[SMALL_ROW]; const T *x = row;                                                                       \
-    if (k <= SMALL_ROW) {                                                                                        \
-        _Pragma("unroll") for (int j = 0; j < SMALL_ROW; j++) if (j < k) {                                       \
-            x_copy[j] = bias ? row[j] + b[j] : row[j];                                                           \
-            if (bias) row[j] = x_copy[j];                                                                        \
-        }                                                                                                        \
-        x = x_copy;                                                                                              \
-    } else if (bias) {                                                                                           \
-        for (long long j = 0; j < k; j++) row[j] = row[j] + b[j];                                                \
-    }                                                                                                            \
-    T *y = out + r * k;                                                                                          \
-    T top = x[0];                                                                                                \
-    for (long long j = 1; j < k; j++) top = x[j] > top ? x[j] : top;                                             \
-    T sum = 0;                                                                                                   \
-    for (long long j = 0; j < k; j++) sum += EXP(x[j] - top);                                                    \
-    for (long long j = 0; j < k; j++) y[j] = EXP(x[j] - top) / sum;                                              \
+        if (k <= SMALL_ROW) softmax_row<SMALL_ROW>(a + r * k, b, bias, out + r * k, k);                          \
+        else softmax_row<0>(a + r * k, b, bias, out + r * k, k);                                                 \
     }                                                                                                            \
 }                                                                                                                \
+extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat, const long long *labels,       \
+                                            const T *targets, int use_labels, long long rows, long long k,       \
+                                            double *loss, unsigned long long *correct, int count,               \
+                                            long long *offset, long long advance)                                \
+{                                                                                                                \
+    double s = 0;                                                                                                \
+    unsigned long long c = 0;                                                                                    \
+    ROWS(rows) {                                                                                                 \
+        const long long label = use_labels ? labels[r] : 0, at = r * k;                                          \
+        if (k <= SMALL_ROW)                                                                                      \
+            totals_row<SMALL_ROW>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);  \
+        else                                                                                                     \
+            totals_row<0>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);          \
+        if (r == 0 && advance) offset[0] += advance;                                                             \
+    }                                                                                                            \
+    add_to_totals(kind != 2 ? loss : 0, s, count ? correct : 0, c);                                              \
+}
+ROW_KERNELS(float, f32)
+ROW_KERNELS(double, f64)
+
+#define FLOAT_KERNELS(T, S, EXP, SQRT, TANH)                                                                        \
 /* grad_aL = (y_hat - e(l)) * (1 / N), and (y_hat - y) * (1 / N) for soft targets */                            \
 extern "C" __global__ void ce_grad_##S(const T *y_hat, const long long *labels, T *out, long long n, long long k,\
                                        T scale)                                                                  \
@@ -149,52 +232,6 @@ extern "C" __global__ void ce_grad_##S(const T *y_hat, const long long *labels, 
 extern "C" __global__ void soft_grad_##S(const T *y_hat, const T *y, T *out, long long n, T scale)               \
 {                                                                                                                \
     ELEMENTS(n) out[i] = (y_hat[i] - y[i]) * scale;                                                              \
-}                                                                                                                \
-/* A batch's totals, row by row, added in double: the loss (kind 0 cross-entropy from a_L by log-sum-exp,           \
-   -log y_hat[label] or sum_j y_j (lse - a_j); kind 1 squared error sum_j (y_hat_j - y_j)^2 against targets or    \
-   e(l); kind 2 none), the rows whose largest output is at the label or at the largest target (the first        \
-   maximum, a NaN counting as one, as NumPy's argmax), and, from row 0, the batch offset of the training loop. */ \
-__device__ double lse_##S(const T *x, long long k)                                                               \
-{                                                                                                                \
-    double top = x[0];                                                                                           \
-    for (long long j = 1; j < k; j++) top = x[j] > top ? (double)x[j] : top;                                     \
-    double s = 0;                                                                                                \
-    for (long long j = 0; j < k; j++) s += exp((double)x[j] - top);                                              \
-    return log(s) + top;                                                                                         \
-}                                                                                                                \
-__device__ long long argmax_##S(const T *x, long long k)                                                         \
-{                                                                                                                \
-    long long best = 0;                                                                                          \
-    for (long long j = 1; j < k && x[best] == x[best]; j++)                                                      \
-        if (x[j] != x[j] || x[j] > x[best]) best = j;                                                            \
-    return best;                                                                                                 \
-}                                                                                                                \
-extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat, const long long *labels,       \
-                                            const T *targets, int use_labels, long long rows, long long k,       \
-                                            double *loss, unsigned long long *correct, int count,               \
-                                            long long *offset, long long advance)                                \
-{                                                                                                                \
-    ROWS(rows) {                                                                                                 \
-    LOCAL_ROW(T, x, a + r * k, k)                                                                                \
-    LOCAL_ROW(T, p, y_hat + r * k, k)                                                                            \
-    const T *t = targets + r * k;                                                                                \
-    double s = 0;                                                                                                \
-    if (kind == 0) {                                                                                             \
-        double lse = lse_##S(x, k);                                                                              \
-        if (use_labels)                                                                                          \
-            s = lse - (double)x[labels[r]];                                                                      \
-        else                                                                                                     \
-            for (long long j = 0; j < k; j++) s += (double)t[j] * (lse - (double)x[j]);                          \
-    } else if (kind == 1) {                                                                                      \
-        for (long long j = 0; j < k; j++) {                                                                      \
-            double d = (double)p[j] - (use_labels ? (double)(labels[r] == j) : (double)t[j]);                    \
-            s += d * d;                                                                                          \
-        }                                                                                                        \
-    }                                                                                                            \
-    if (kind != 2) atomicAdd(loss, s);                                                                           \
-    if (count && argmax_##S(p, k) == (use_labels ? labels[r] : argmax_##S(t, k))) atomicAdd(correct, 1ULL);       \
-    if (r == 0 && advance) offset[0] += advance;                                                                 \
-    }                                                                                                            \
 }                                                                                                                \
 /* a += b, b added to each row of width values, then h = g(a): 0 tanh, 1 logistic, 2 relu, 3 identity (as       \
    activations.py computes g; relu keeps a NaN, as np.maximum does) */                                          \
@@ -568,6 +605,8 @@ def gemm(A, B, out):
     if K == 0:
         out.fill(0)
         return out
+    if LT_PRODUCTS and _lt_product(A, B, out, None, layouts):
+        return out
     blas = _blas(cupy.cuda.Device().id)
     blas.bind(cupy.cuda.get_current_stream().ptr)
     fn, one, zero = blas.scalars[out.dtype]
@@ -583,6 +622,9 @@ def gemm(A, B, out):
 # separate ones @ grad_ak product, one launch per layer.
 
 FUSED_BIAS_GRADIENT = not os.environ.get("FFNN_NO_FUSED_BIAS_GRADIENT")  # =1: the bias gradient as its own product
+LT_PRODUCTS = os.environ.get("FFNN_LT_PRODUCTS", "0") == "1"  # every product through cuBLASLt
+LT_REDUCTION = int(os.environ.get("FFNN_LT_REDUCTION", "7"))  # cublasLtReductionScheme_t mask the heuristic may use
+LT_TUNE = int(os.environ.get("FFNN_LT_TUNE", "0"))  # > 0: time that many of the heuristic's algorithms, keep the best
 _NO_PLAN = object()
 
 
@@ -600,8 +642,8 @@ class _Lt:
     COMPUTE = {np.dtype(np.float32): 68, np.dtype(np.float64): 70}  # CUBLAS_COMPUTE_32F, _64F (no TF32)
     DATA = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}       # CUDA_R_32F, CUDA_R_64F
     TRANSA, TRANSB, EPILOGUE, BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
-    BGRADA = 256                                          # cublasLtEpilogue_t
-    MAX_WORKSPACE, MIN_ALIGNMENT = 1, (5, 6, 7, 8)  # cublasLtMatmulPreferenceAttributes_t (A, B, C, D alignment)
+    DEFAULT, BGRADA = 1, 256                             # cublasLtEpilogue_t
+    MAX_WORKSPACE, REDUCTION, MIN_ALIGNMENT = 1, 3, (5, 6, 7, 8)  # cublasLtMatmulPreferenceAttributes_t
 
     def __init__(self, blas):
         self.lib = ctypes.CDLL(_loaded_library("libcublasLt.so"))
@@ -621,9 +663,9 @@ class _Lt:
         _check(setter(obj, attribute, ctypes.byref(value), ctypes.c_size_t(ctypes.sizeof(value))),
                setter.__name__)
 
-    def plan(self, dtype, ops, shape, lds, alignments, bias):
-        """The descriptors and algorithm for ``D = op(A) op(B)`` with BGRADA, in cuBLAS's terms, for operands A, B,
-        C = D and the bias at addresses of these ``alignments`` (``bias`` one such address), or None."""
+    def plan(self, dtype, ops, shape, lds, alignments, bias, operands):
+        """The descriptors and algorithm for ``D = op(A) op(B)``, in cuBLAS's terms, for operands A, B, C = D (and
+        the bias, when ``bias`` is an address: the BGRADA epilogue) at addresses of these ``alignments``, or None."""
         lib, (op_a, op_b), (m, n, k), (lda, ldb, ldc) = self.lib, ops, shape, lds
         desc, pref = ctypes.c_void_p(), ctypes.c_void_p()
         _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), self.COMPUTE[dtype], self.DATA[dtype]),
@@ -632,8 +674,9 @@ class _Lt:
         setter = lib.cublasLtMatmulDescSetAttribute
         self._set(setter, desc, self.TRANSA, ctypes.c_int32(op_a))
         self._set(setter, desc, self.TRANSB, ctypes.c_int32(op_b))
-        self._set(setter, desc, self.EPILOGUE, ctypes.c_uint32(self.BGRADA))
-        self._set(setter, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))  # the heuristic reads its alignment
+        if bias is not None:
+            self._set(setter, desc, self.EPILOGUE, ctypes.c_uint32(self.BGRADA))
+            self._set(setter, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))  # the heuristic reads its alignment
         layouts = []
         for rows, cols, ld in (((m, k) if op_a == _OP_N else (k, m)) + (lda,),
                                ((k, n) if op_b == _OP_N else (n, k)) + (ldb,), (m, n, ldc)):
@@ -646,22 +689,44 @@ class _Lt:
         self.kept.append(pref)
         setter = lib.cublasLtMatmulPreferenceSetAttribute
         self._set(setter, pref, self.MAX_WORKSPACE, ctypes.c_uint64(_Blas.WORKSPACE))
+        self._set(setter, pref, self.REDUCTION, ctypes.c_uint32(LT_REDUCTION))
         for attribute, alignment in zip(self.MIN_ALIGNMENT, alignments[:4]):
             self._set(setter, pref, attribute, ctypes.c_uint32(alignment))
-        result, found = _HeuristicResult(), ctypes.c_int(0)
+        wanted = max(1, LT_TUNE)
+        results, found = (_HeuristicResult * wanted)(), ctypes.c_int(0)
         a, b, c = layouts
-        status = lib.cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, c, c, pref, 1, ctypes.byref(result),
+        status = lib.cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, c, c, pref, wanted, results,
                                                     ctypes.byref(found))
-        if status != 0 or found.value < 1 or result.state != 0:  # no algorithm for this product with this epilogue
+        candidates = [r for r in results[:found.value] if r.state == 0] if status == 0 else []
+        if not candidates:  # no algorithm for this product with this epilogue
             return None
         one, zero = (ctypes.c_float(1), ctypes.c_float(0)) if dtype == np.float32 else (ctypes.c_double(1),
                                                                                          ctypes.c_double(0))
-        return desc, a, b, c, result, one, zero
+        plans = [(desc, a, b, c, result, one, zero) for result in candidates]
+        if len(plans) > 1:
+            plans.sort(key=lambda plan: self._time(plan, *operands, bias))
+        return plans[0]
+
+    def _time(self, plan, A, B, D, bias):
+        stream = cupy.cuda.get_current_stream()
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        try:
+            for _ in range(3):
+                self.run(plan, A, B, D, bias, stream.ptr)
+            start.record(stream)
+            for _ in range(20):
+                self.run(plan, A, B, D, bias, stream.ptr)
+            end.record(stream)
+            end.synchronize()
+        except RuntimeError:
+            return float("inf")
+        return cupy.cuda.get_elapsed_time(start, end)
 
     def run(self, plan, A, B, D, bias, stream_ptr):
-        """``D = op(A) op(B)`` and ``bias`` = op(A)'s rows summed, on the stream: the plan's product."""
+        """``D = op(A) op(B)`` (and ``bias`` = op(A)'s rows summed, with BGRADA) on the stream: the plan's product."""
         desc, a, b, c, result, one, zero = plan
-        self._set(self.lib.cublasLtMatmulDescSetAttribute, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))
+        if bias is not None:
+            self._set(self.lib.cublasLtMatmulDescSetAttribute, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))
         workspace = self.blas.workspace
         _check(self.lib.cublasLtMatmul(self.handle, desc, ctypes.byref(one), ctypes.c_void_p(A), a,
                                        ctypes.c_void_p(B), b, ctypes.byref(zero), ctypes.c_void_p(D), c,
@@ -684,6 +749,39 @@ def _alignment(ptr):
     return min(ptr & -ptr, 256) if ptr else 256
 
 
+def _lt_product(A, B, out, sums, layouts):
+    """``out = A @ B`` (and ``sums`` = the rows of B summed, unless None) as one cuBLASLt product; False where none
+    applies."""
+    lt = _lt(cupy.cuda.Device().id)
+    if lt is None:
+        return False
+    (M, K), N = A.shape, B.shape[1]
+    stream = cupy.cuda.get_current_stream()
+    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
+    bias = None if sums is None else sums.data.ptr
+    # out^T = B^T A^T in cuBLAS's column-major terms: its A is our B, whose rows BGRADA sums
+    key = (out.dtype, (op_b, op_a), (N, M, K), (ldb, lda, ldc),
+           tuple(_alignment(x) for x in (B.data.ptr, A.data.ptr, out.data.ptr, out.data.ptr, bias or 0)),
+           bias is not None)
+    plan = lt.plans.get(key, _NO_PLAN)
+    if plan is _NO_PLAN:
+        if stream.is_capturing():  # cuBLASLt's heuristic cannot be asked now
+            return False
+        try:
+            plan = lt.plan(*key[:5], bias, (B.data.ptr, A.data.ptr, out.data.ptr))
+        except RuntimeError:  # a descriptor this cuBLASLt does not take
+            plan = None
+        lt.plans[key] = plan
+    if plan is None:
+        return False
+    try:
+        lt.run(plan, B.data.ptr, A.data.ptr, out.data.ptr, bias, stream.ptr)
+    except RuntimeError:  # refused at launch (nothing was run): the two products from now on
+        lt.plans[key] = None
+        return False
+    return True
+
+
 def gemm_column_sums(A, B, out, sums):
     """``out = A @ B`` and ``sums`` = the rows of B summed, in one cuBLASLt product for 2-D float32 or float64 CuPy
     arrays (``sums`` C-contiguous, of B's width); False where that product does not apply, and the caller then
@@ -696,28 +794,4 @@ def gemm_column_sums(A, B, out, sums):
             or not A.dtype == B.dtype == out.dtype == sums.dtype or B.shape[0] != K or out.shape != (M, N)
             or min(M, N, K) == 0 or sums.size != N or not sums.flags.c_contiguous):
         return False
-    lt = _lt(cupy.cuda.Device().id)
-    if lt is None:
-        return False
-    stream = cupy.cuda.get_current_stream()
-    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
-    # out^T = B^T A^T in cuBLAS's column-major terms: its A is our B, whose rows BGRADA sums
-    key = (out.dtype, (op_b, op_a), (N, M, K), (ldb, lda, ldc),
-           tuple(_alignment(x.data.ptr) for x in (B, A, out, out, sums)))
-    plan = lt.plans.get(key, _NO_PLAN)
-    if plan is _NO_PLAN:
-        if stream.is_capturing():  # cuBLASLt's heuristic cannot be asked now
-            return False
-        try:
-            plan = lt.plan(*key, sums.data.ptr)
-        except RuntimeError:  # a descriptor this cuBLASLt does not take
-            plan = None
-        lt.plans[key] = plan
-    if plan is None:
-        return False
-    try:
-        lt.run(plan, B.data.ptr, A.data.ptr, out.data.ptr, sums.data.ptr, stream.ptr)
-    except RuntimeError:  # refused at launch (nothing was run): the two products from now on
-        lt.plans[key] = None
-        return False
-    return True
+    return _lt_product(A, B, out, sums, layouts)
