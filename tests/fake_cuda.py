@@ -430,7 +430,7 @@ class _Lt:
     def __init__(self):
         self.plans = {}
 
-    def plan(self, dtype, ops, shape, lds, alignments, bias, operands):
+    def plan(self, dtype, ops, shape, lds, alignments, bias):
         _capturing("asking cuBLASLt's heuristic")
         return (np.dtype(dtype), ops, shape, lds) if dtype == np.float32 else None
 
@@ -439,8 +439,7 @@ class _Lt:
         def run():
             a, b = _operands(op_a, op_b, m, n, k, A, lda, B, ldb, dtype)
             _column_major(D, m, n, ldc, dtype)[...] = a @ b
-            if bias is not None:
-                _column_major(bias, m, 1, m, dtype)[:, 0] = a.sum(axis=1)
+            _column_major(bias, m, 1, m, dtype)[:, 0] = a.sum(axis=1)
         _run_or_record(run)
 
 

@@ -605,8 +605,6 @@ def gemm(A, B, out):
     if K == 0:
         out.fill(0)
         return out
-    if LT_PRODUCTS and _lt_product(A, B, out, None, layouts):
-        return out
     blas = _blas(cupy.cuda.Device().id)
     blas.bind(cupy.cuda.get_current_stream().ptr)
     fn, one, zero = blas.scalars[out.dtype]
@@ -622,9 +620,6 @@ def gemm(A, B, out):
 # separate ones @ grad_ak product, one launch per layer.
 
 FUSED_BIAS_GRADIENT = not os.environ.get("FFNN_NO_FUSED_BIAS_GRADIENT")  # =1: the bias gradient as its own product
-LT_PRODUCTS = os.environ.get("FFNN_LT_PRODUCTS", "0") == "1"  # every product through cuBLASLt
-LT_REDUCTION = int(os.environ.get("FFNN_LT_REDUCTION", "7"))  # cublasLtReductionScheme_t mask the heuristic may use
-LT_TUNE = int(os.environ.get("FFNN_LT_TUNE", "0"))  # > 0: time that many of the heuristic's algorithms, keep the best
 _NO_PLAN = object()
 
 
@@ -642,8 +637,8 @@ class _Lt:
     COMPUTE = {np.dtype(np.float32): 68, np.dtype(np.float64): 70}  # CUBLAS_COMPUTE_32F, _64F (no TF32)
     DATA = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}       # CUDA_R_32F, CUDA_R_64F
     TRANSA, TRANSB, EPILOGUE, BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
-    DEFAULT, BGRADA = 1, 256                             # cublasLtEpilogue_t
-    MAX_WORKSPACE, REDUCTION, MIN_ALIGNMENT = 1, 3, (5, 6, 7, 8)  # cublasLtMatmulPreferenceAttributes_t
+    BGRADA = 256                                         # cublasLtEpilogue_t
+    MAX_WORKSPACE, MIN_ALIGNMENT = 1, (5, 6, 7, 8)  # cublasLtMatmulPreferenceAttributes_t (A, B, C, D alignment)
 
     def __init__(self, blas):
         self.lib = ctypes.CDLL(_loaded_library("libcublasLt.so"))
@@ -663,9 +658,9 @@ class _Lt:
         _check(setter(obj, attribute, ctypes.byref(value), ctypes.c_size_t(ctypes.sizeof(value))),
                setter.__name__)
 
-    def plan(self, dtype, ops, shape, lds, alignments, bias, operands):
-        """The descriptors and algorithm for ``D = op(A) op(B)``, in cuBLAS's terms, for operands A, B, C = D (and
-        the bias, when ``bias`` is an address: the BGRADA epilogue) at addresses of these ``alignments``, or None."""
+    def plan(self, dtype, ops, shape, lds, alignments, bias):
+        """The descriptors and algorithm for ``D = op(A) op(B)`` with BGRADA, in cuBLAS's terms, for operands A, B,
+        C = D and the bias at addresses of these ``alignments`` (``bias`` one such address), or None."""
         lib, (op_a, op_b), (m, n, k), (lda, ldb, ldc) = self.lib, ops, shape, lds
         desc, pref = ctypes.c_void_p(), ctypes.c_void_p()
         _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), self.COMPUTE[dtype], self.DATA[dtype]),
@@ -674,9 +669,8 @@ class _Lt:
         setter = lib.cublasLtMatmulDescSetAttribute
         self._set(setter, desc, self.TRANSA, ctypes.c_int32(op_a))
         self._set(setter, desc, self.TRANSB, ctypes.c_int32(op_b))
-        if bias is not None:
-            self._set(setter, desc, self.EPILOGUE, ctypes.c_uint32(self.BGRADA))
-            self._set(setter, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))  # the heuristic reads its alignment
+        self._set(setter, desc, self.EPILOGUE, ctypes.c_uint32(self.BGRADA))
+        self._set(setter, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))  # the heuristic reads its alignment
         layouts = []
         for rows, cols, ld in (((m, k) if op_a == _OP_N else (k, m)) + (lda,),
                                ((k, n) if op_b == _OP_N else (n, k)) + (ldb,), (m, n, ldc)):
@@ -689,44 +683,22 @@ class _Lt:
         self.kept.append(pref)
         setter = lib.cublasLtMatmulPreferenceSetAttribute
         self._set(setter, pref, self.MAX_WORKSPACE, ctypes.c_uint64(_Blas.WORKSPACE))
-        self._set(setter, pref, self.REDUCTION, ctypes.c_uint32(LT_REDUCTION))
         for attribute, alignment in zip(self.MIN_ALIGNMENT, alignments[:4]):
             self._set(setter, pref, attribute, ctypes.c_uint32(alignment))
-        wanted = max(1, LT_TUNE)
-        results, found = (_HeuristicResult * wanted)(), ctypes.c_int(0)
+        result, found = _HeuristicResult(), ctypes.c_int(0)
         a, b, c = layouts
-        status = lib.cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, c, c, pref, wanted, results,
+        status = lib.cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, c, c, pref, 1, ctypes.byref(result),
                                                     ctypes.byref(found))
-        candidates = [r for r in results[:found.value] if r.state == 0] if status == 0 else []
-        if not candidates:  # no algorithm for this product with this epilogue
+        if status != 0 or found.value < 1 or result.state != 0:  # no algorithm for this product with this epilogue
             return None
         one, zero = (ctypes.c_float(1), ctypes.c_float(0)) if dtype == np.float32 else (ctypes.c_double(1),
                                                                                          ctypes.c_double(0))
-        plans = [(desc, a, b, c, result, one, zero) for result in candidates]
-        if len(plans) > 1:
-            plans.sort(key=lambda plan: self._time(plan, *operands, bias))
-        return plans[0]
-
-    def _time(self, plan, A, B, D, bias):
-        stream = cupy.cuda.get_current_stream()
-        start, end = cupy.cuda.Event(), cupy.cuda.Event()
-        try:
-            for _ in range(3):
-                self.run(plan, A, B, D, bias, stream.ptr)
-            start.record(stream)
-            for _ in range(20):
-                self.run(plan, A, B, D, bias, stream.ptr)
-            end.record(stream)
-            end.synchronize()
-        except RuntimeError:
-            return float("inf")
-        return cupy.cuda.get_elapsed_time(start, end)
+        return desc, a, b, c, result, one, zero
 
     def run(self, plan, A, B, D, bias, stream_ptr):
-        """``D = op(A) op(B)`` (and ``bias`` = op(A)'s rows summed, with BGRADA) on the stream: the plan's product."""
+        """``D = op(A) op(B)`` and ``bias`` = op(A)'s rows summed, on the stream: the plan's product."""
         desc, a, b, c, result, one, zero = plan
-        if bias is not None:
-            self._set(self.lib.cublasLtMatmulDescSetAttribute, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))
+        self._set(self.lib.cublasLtMatmulDescSetAttribute, desc, self.BIAS_POINTER, ctypes.c_void_p(bias))
         workspace = self.blas.workspace
         _check(self.lib.cublasLtMatmul(self.handle, desc, ctypes.byref(one), ctypes.c_void_p(A), a,
                                        ctypes.c_void_p(B), b, ctypes.byref(zero), ctypes.c_void_p(D), c,
@@ -749,39 +721,6 @@ def _alignment(ptr):
     return min(ptr & -ptr, 256) if ptr else 256
 
 
-def _lt_product(A, B, out, sums, layouts):
-    """``out = A @ B`` (and ``sums`` = the rows of B summed, unless None) as one cuBLASLt product; False where none
-    applies."""
-    lt = _lt(cupy.cuda.Device().id)
-    if lt is None:
-        return False
-    (M, K), N = A.shape, B.shape[1]
-    stream = cupy.cuda.get_current_stream()
-    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
-    bias = None if sums is None else sums.data.ptr
-    # out^T = B^T A^T in cuBLAS's column-major terms: its A is our B, whose rows BGRADA sums
-    key = (out.dtype, (op_b, op_a), (N, M, K), (ldb, lda, ldc),
-           tuple(_alignment(x) for x in (B.data.ptr, A.data.ptr, out.data.ptr, out.data.ptr, bias or 0)),
-           bias is not None)
-    plan = lt.plans.get(key, _NO_PLAN)
-    if plan is _NO_PLAN:
-        if stream.is_capturing():  # cuBLASLt's heuristic cannot be asked now
-            return False
-        try:
-            plan = lt.plan(*key[:5], bias, (B.data.ptr, A.data.ptr, out.data.ptr))
-        except RuntimeError:  # a descriptor this cuBLASLt does not take
-            plan = None
-        lt.plans[key] = plan
-    if plan is None:
-        return False
-    try:
-        lt.run(plan, B.data.ptr, A.data.ptr, out.data.ptr, bias, stream.ptr)
-    except RuntimeError:  # refused at launch (nothing was run): the two products from now on
-        lt.plans[key] = None
-        return False
-    return True
-
-
 def gemm_column_sums(A, B, out, sums):
     """``out = A @ B`` and ``sums`` = the rows of B summed, in one cuBLASLt product for 2-D float32 or float64 CuPy
     arrays (``sums`` C-contiguous, of B's width); False where that product does not apply, and the caller then
@@ -794,4 +733,28 @@ def gemm_column_sums(A, B, out, sums):
             or not A.dtype == B.dtype == out.dtype == sums.dtype or B.shape[0] != K or out.shape != (M, N)
             or min(M, N, K) == 0 or sums.size != N or not sums.flags.c_contiguous):
         return False
-    return _lt_product(A, B, out, sums, layouts)
+    lt = _lt(cupy.cuda.Device().id)
+    if lt is None:
+        return False
+    stream = cupy.cuda.get_current_stream()
+    (op_a, lda), (op_b, ldb), (_, ldc) = layouts
+    # out^T = B^T A^T in cuBLAS's column-major terms: its A is our B, whose rows BGRADA sums
+    key = (out.dtype, (op_b, op_a), (N, M, K), (ldb, lda, ldc),
+           tuple(_alignment(x.data.ptr) for x in (B, A, out, out, sums)))
+    plan = lt.plans.get(key, _NO_PLAN)
+    if plan is _NO_PLAN:
+        if stream.is_capturing():  # cuBLASLt's heuristic cannot be asked now
+            return False
+        try:
+            plan = lt.plan(*key, sums.data.ptr)
+        except RuntimeError:  # a descriptor this cuBLASLt does not take
+            plan = None
+        lt.plans[key] = plan
+    if plan is None:
+        return False
+    try:
+        lt.run(plan, B.data.ptr, A.data.ptr, out.data.ptr, sums.data.ptr, stream.ptr)
+    except RuntimeError:  # refused at launch (nothing was run): the two products from now on
+        lt.plans[key] = None
+        return False
+    return True
