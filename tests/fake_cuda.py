@@ -323,7 +323,7 @@ static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long 
     unsigned long long old = *p; *p = old + v; return old;
 }
 """
-ROWWISE = {"softmax", "batch_totals"}
+ROWWISE = {"softmax", "batch_totals", "softmax_lanes", "batch_totals_lanes"}
 _CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctypes.c_double,
            np.float32: ctypes.c_float}
 
@@ -371,7 +371,16 @@ class Transcribed:
         self.fn(*args)
 
 
-KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
+def _softmax_lanes(a, b, bias, out, rows, k, lanes):
+    _softmax(a, b, bias, out, rows, k)
+
+
+def _batch_totals_lanes(*args):
+    _batch_totals(*args[:-1])
+
+
+KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "softmax_lanes": _softmax_lanes,
+           "batch_totals_lanes": _batch_totals_lanes, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
            "batch_totals": _batch_totals, "forward": _forward, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
            "rmsprop": _rmsprop, "adam": _adam, "add_to": _add_to}
 LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run

@@ -489,7 +489,7 @@ KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "softmax_b
 
 @pytest.mark.parametrize("case", KERNEL_CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("k", [5, 20])  # rows the row-wise kernels copy locally first (up to 16), and longer ones
+@pytest.mark.parametrize("k", [5, 20, 40])  # rows held in registers (up to 16), over a warp's lanes (up to 32), longer
 def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
     _host_kernels()
     rng = np.random.default_rng(11)
@@ -557,6 +557,13 @@ def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
             np.testing.assert_allclose(host, numpy_, rtol=rtol, atol=rtol)
     if name == "batch_totals":
         assert host_args[11][0] == 10 and (host_args[8][0] > 0) == (case not in ("correct_only", "soft_correct"))
+    if name in ("softmax", "batch_totals") and k <= 32:  # the kernel of a row over lanes, as the host build runs it
+        lanes = cuda._lanes(k)
+        lane_args = args()
+        fake_cuda.HostKernel(f"{name}_lanes", dtype).run(n * lanes, lane_args + [np.int32(lanes)])
+        for host, lane in zip(host_args, lane_args):
+            if isinstance(host, np.ndarray):
+                np.testing.assert_array_equal(host, lane)
 
 
 @pytest.mark.parametrize("name", ["softmax", "batch_totals"])
@@ -579,6 +586,49 @@ def test_the_row_wise_kernels_cover_every_row_with_fewer_threads_than_rows(name)
         if isinstance(x, np.ndarray):
             np.testing.assert_allclose(x, y, rtol=1e-15)
     assert np.any(one_each[3] != 0) if name == "softmax" else one_each[11][0] == rows
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rows_over_a_warp_s_lanes_give_what_one_thread_a_row_gives(device, dtype):
+    xp = cuda.array_module()
+    rng = np.random.default_rng(5)
+    i32, i64 = np.int32, np.int64
+    for k in (1, 2, 3, 5, 10, 16, 17, 32):
+        rows, W = 37, cuda._lanes(k)
+        a = (rng.normal(size=(rows, k)) * 4).astype(dtype)
+        a[1, :] = 2  # ties: the first maximum counts
+        a[2, k // 2] = np.nan
+        a[3, 0] = np.inf
+        a[4, k - 1] = -np.inf
+        b = rng.normal(size=k).astype(dtype)
+        with np.errstate(invalid="ignore"):
+            y_hat = np.exp(a - np.max(np.where(np.isnan(a), -np.inf, a), axis=1, keepdims=True))
+        targets = rng.dirichlet(np.ones(k), rows).astype(dtype)
+        targets[5, :] = targets[5, 0]  # ties among the targets too
+        labels = rng.integers(0, k, rows)
+        for bias in (0, 1):
+            results = []
+            for name, n, extra in (("softmax", rows, ()), ("softmax_lanes", rows * W, (i32(W),))):
+                args = [xp.asarray(a.copy()), xp.asarray(b), i32(bias), xp.zeros((rows, k), dtype), i64(rows), i64(k)]
+                cuda._launch(cuda._kernel(name, dtype), n, tuple(args) + extra)
+                results.append([to_numpy(args[0]), to_numpy(args[3])])
+            for ours, theirs in zip(*results):
+                np.testing.assert_allclose(ours, theirs, rtol=1e-6 if dtype == "float32" else 1e-14, atol=0)
+        for first in (0, 5):  # every row, and the rows of finite values (whose loss is finite)
+            m = rows - first
+            for kind, use_labels in [(kind, use) for kind in (0, 1, 2) for use in (1, 0)]:
+                y = xp.asarray(labels[first:] if use_labels else targets[first:])
+                results = []
+                for name, n, extra in (("batch_totals", m, ()), ("batch_totals_lanes", m * W, (i32(W),))):
+                    loss, correct, offset = xp.zeros(1), xp.zeros(1, np.uint64), xp.asarray(np.array([3], i64))
+                    args = (i32(kind), xp.asarray(a[first:].copy()), xp.asarray(y_hat[first:].copy()), y, y,
+                            i32(use_labels), i64(m), i64(k), loss, correct, i32(1), offset, i64(m))
+                    cuda._launch(cuda._kernel(name, dtype), n, args + extra)
+                    results.append((float(to_numpy(loss)[0]), int(to_numpy(correct)[0]), int(to_numpy(offset)[0])))
+                (loss, correct, offset), (lane_loss, lane_correct, lane_offset) = results
+                assert correct == lane_correct and offset == lane_offset == 3 + m, (k, kind, use_labels)
+                assert np.isfinite(loss) or first == 0
+                np.testing.assert_allclose(lane_loss, loss, rtol=1e-12, err_msg=f"k={k} kind={kind}")
 
 
 def test_host_data_changed_between_fits_is_what_the_next_fit_uses(device):

@@ -191,7 +191,131 @@ __device__ void add_to_totals(double *loss, double s, unsigned long long *correc
     if (correct) atomicAdd(correct, c);
 }
 
+/* Rows of k <= 32 values (a classifier's outputs) spread over the lanes of a warp, one value a lane: W lanes a row
+   (W the power of two >= k), their maximum and sum found by shuffles within those W, all in flight at once where a
+   thread of its own would loop over its row. Every lane of a warp makes each pass of the loop (a shuffle needs
+   them all), those past the last row too. Lanes past a row's k values stand in its first value and add nothing.
+   The host build of this source (the tests') has no warps: there the first lane of a row does the row alone. */
+#define FULL_WARP 0xffffffffu
+#define LANES(rows, W) for (long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;                     \
+                            slot - threadIdx.x % 32 < (rows) * (W); slot += (long long)gridDim.x * blockDim.x)
+
+template <typename T>
+__device__ void softmax_lanes(T *a, const T *b, int bias, T *out, long long rows, long long k, int W)
+{
+    LANES(rows, W) {
+        const long long r = slot / W;
+        const int j = (int)(slot % W);
+        const bool here = r < rows && j < k;
+#ifdef __CUDA_ARCH__
+        const long long at = r < rows ? r * k + (here ? j : 0) : 0;
+        const T x = bias ? a[at] + b[here ? j : 0] : a[at];
+        if (here && bias) a[at] = x;
+        T top = x;
+        for (int o = W / 2; o > 0; o /= 2) {
+            const T other = __shfl_xor_sync(FULL_WARP, top, o, W);
+            top = other > top ? other : top;
+        }
+        const T e = here ? exp_(x - top) : (T)0;
+        T sum = e;
+        for (int o = W / 2; o > 0; o /= 2) sum += __shfl_xor_sync(FULL_WARP, sum, o, W);
+        if (here) out[at] = e / sum;
+#else
+        if (here && j == 0) {
+            if (k <= SMALL_ROW) softmax_row<SMALL_ROW>(a + r * k, b, bias, out + r * k, k);
+            else softmax_row<0>(a + r * k, b, bias, out + r * k, k);
+        }
+#endif
+    }
+}
+
+#ifdef __CUDA_ARCH__
+/* Whether (v, j) comes before (top, best) in NumPy's argmax order: a NaN first, then the larger value, a tie to
+   the lower index; an index past the row (a lane standing in) never. */
+template <typename T>
+__device__ bool before(T v, int j, T top, int best, long long k)
+{
+    if (j >= k) return false;
+    if (best >= k) return true;
+    const bool v_nan = v != v, top_nan = top != top;
+    if (v_nan || top_nan) return v_nan && (!top_nan || j < best);
+    return v > top || (v == top && j < best);
+}
+
+template <typename T>
+__device__ int argmax_lanes(T v, int j, long long k, int W)
+{
+    T top = v;
+    int best = j;
+    for (int o = W / 2; o > 0; o /= 2) {
+        const T other = __shfl_xor_sync(FULL_WARP, top, o, W);
+        const int other_j = __shfl_xor_sync(FULL_WARP, best, o, W);
+        if (before(other, other_j, top, best, k)) { top = other; best = other_j; }
+    }
+    return best;
+}
+#endif
+
+template <typename T>
+__device__ void totals_lanes(int kind, const T *a, const T *y_hat, const long long *labels, const T *targets,
+                             int use_labels, long long rows, long long k, int W, double *loss,
+                             unsigned long long *correct, int count, long long *offset, long long advance)
+{
+    double s = 0;
+    unsigned long long c = 0;
+    LANES(rows, W) {
+        const long long r = slot / W;
+        const int j = (int)(slot % W);
+        const bool here = r < rows && j < k;
+        if (slot == 0 && advance) offset[0] += advance;
+#ifdef __CUDA_ARCH__
+        const long long at = r < rows ? r * k + (here ? j : 0) : 0, label = use_labels && r < rows ? labels[r] : -1;
+        const T x = a[at], p = y_hat[at], t = use_labels ? (T)0 : targets[at];
+        if (kind == 0) {
+            double top = x;
+            for (int o = W / 2; o > 0; o /= 2) {
+                const double other = __shfl_xor_sync(FULL_WARP, top, o, W);
+                top = other > top ? other : top;
+            }
+            double sum = here ? exp((double)x - top) : 0;
+            for (int o = W / 2; o > 0; o /= 2) sum += __shfl_xor_sync(FULL_WARP, sum, o, W);
+            const double lse = log(sum) + top;
+            if (here) s += use_labels ? (j == label ? lse - (double)x : 0) : (double)t * (lse - (double)x);
+        } else if (kind == 1 && here) {
+            const double d = (double)p - (use_labels ? (double)(label == j) : (double)t);
+            s += d * d;
+        }
+        if (count) {
+            const int p_best = argmax_lanes(p, j, k, W);
+            const long long wanted = use_labels ? label : argmax_lanes(t, j, k, W);
+            if (here && j == 0 && p_best == wanted) c += 1;
+        }
+#else
+        if (here && j == 0) {
+            const long long label = use_labels ? labels[r] : 0, at = r * k;
+            if (k <= SMALL_ROW)
+                totals_row<SMALL_ROW>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);
+            else
+                totals_row<0>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);
+        }
+#endif
+    }
+    add_to_totals(kind != 2 ? loss : 0, s, count ? correct : 0, c);
+}
+
 #define ROW_KERNELS(T, S)                                                                                        \
+extern "C" __global__ void softmax_lanes_##S(T *a, const T *b, int bias, T *out, long long rows, long long k,    \
+                                             int W)                                                              \
+{                                                                                                                \
+    softmax_lanes(a, b, bias, out, rows, k, W);                                                                  \
+}                                                                                                                \
+extern "C" __global__ void batch_totals_lanes_##S(int kind, const T *a, const T *y_hat, const long long *labels, \
+                                                  const T *targets, int use_labels, long long rows, long long k, \
+                                                  double *loss, unsigned long long *correct, int count,         \
+                                                  long long *offset, long long advance, int W)                   \
+{                                                                                                                \
+    totals_lanes(kind, a, y_hat, labels, targets, use_labels, rows, k, W, loss, correct, count, offset, advance); \
+}                                                                                                                \
 extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long long rows, long long k)          \
 {                                                                                                                \
     ROWS(rows) {                                                                                                 \
@@ -378,10 +502,25 @@ def _deliver(result, out):
     return result
 
 
+def _lanes(k):
+    """The lanes of a warp that take a row of ``k`` values in the row-wise kernels: the power of two >= k, up to 32;
+    0 for a longer row, which one thread takes."""
+    return 1 << (k - 1).bit_length() if k <= 32 else 0
+
+
+def _softmax(a, b, bias, out):
+    (rows, k), W = a.shape, _lanes(a.shape[1])
+    if W:
+        _launch(_kernel("softmax_lanes", a.dtype), rows * W,
+                (a, b, np.int32(bias), out, np.int64(rows), np.int64(k), np.int32(W)))
+    else:
+        _launch(_kernel("softmax", a.dtype), rows, (a, b, np.int32(bias), out, np.int64(rows), np.int64(k)))
+
+
 def softmax(a, out=None):
-    result, (rows, k), a = _written(out, a), a.shape, _contiguous(a)
-    _launch(_kernel("softmax", a.dtype), rows, (a, a, np.int32(0), result, np.int64(rows), np.int64(k)))
-    return _deliver(result, out)  # a stands in for the bias, which is not read
+    result, a = _written(out, a), _contiguous(a)
+    _softmax(a, a, False, result)  # a stands in for the bias, which is not read
+    return _deliver(result, out)
 
 
 def _bias_kernel_takes(a, b, out):
@@ -396,8 +535,7 @@ def add_bias_softmax(a, b, out):
     not take."""
     if not _bias_kernel_takes(a, b, out):
         return False
-    rows, k = a.shape
-    _launch(_kernel("softmax", a.dtype), rows, (a, b, np.int32(1), out, np.int64(rows), np.int64(k)))
+    _softmax(a, b, True, out)
     return True
 
 
@@ -422,10 +560,14 @@ def add_totals(loss, a, y_hat, y, loss_total, correct_total=None, offset=None, a
     target) to the uint64 ``correct_total`` when given, and ``advance`` to ``offset``, in one launch."""
     (rows, k), a, y_hat, y = a.shape, _contiguous(a), _contiguous(y_hat), _labels_or_targets(y, a.dtype)
     counter = offset if offset is not None else cupy.zeros(1, np.int64)
-    _launch(_kernel("batch_totals", a.dtype), rows, (
-        np.int32(_LOSS_KINDS[loss]), a, y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k), loss_total,
-        loss_total if correct_total is None else correct_total, np.int32(correct_total is not None), counter,
-        np.int64(advance)))  # y, and loss_total, stand in for the pointers that are not read
+    args = (np.int32(_LOSS_KINDS[loss]), a, y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k),
+            loss_total, loss_total if correct_total is None else correct_total, np.int32(correct_total is not None),
+            counter, np.int64(advance))  # y, and loss_total, stand in for the pointers that are not read
+    W = _lanes(k)
+    if W:
+        _launch(_kernel("batch_totals_lanes", a.dtype), rows * W, args + (np.int32(W),))
+    else:
+        _launch(_kernel("batch_totals", a.dtype), rows, args)
 
 
 def loss(kind, a, y_hat, y):
