@@ -4,7 +4,8 @@ The math is the same code as on the CPU (:mod:`ffnn.network`, :mod:`ffnn.outputs
 calls ufuncs with ``out=``, which dispatch to CuPy, and the few functions that :mod:`ffnn.kernels` also fuses on the
 CPU, which dispatch here for CuPy arrays. The kernels below do the same float operations in the same order as the
 NumPy code beside their use (compiled with ``--fmad=false``, so no multiply-add is contracted), except the row-wise
-softmax and the losses, which each row computes from its own maximum.
+softmax and the losses, which each row computes from its own maximum; a row of up to 32 values (a classifier's
+outputs) is spread over a warp's lanes, one value a lane, and its maximum and sum come from shuffles.
 
 The training loop (:class:`ffnn.training.Trainer`) captures one whole training step, gather, forward, loss,
 backward and update, as a CUDA graph, and STEPS_PER_GRAPH steps as another, and replays them; each step is about
@@ -12,7 +13,9 @@ two dozen kernels and cuBLAS calls that then cost one launch between them. For t
 between steps from the device: the shuffled row order, the batch offset, and the optimizer's step count for Adam's
 bias correction. CuPy does not let cuBLAS be called while a stream is being captured, so the products call
 ``cublasSgemm_v2`` / ``cublasDgemm_v2`` directly, through a handle of ffnn's own with a workspace of its own, bound
-to the stream before the capture.
+to the stream before the capture. A layer's weight gradient and its bias gradient are one cuBLASLt product
+(``cublasLtMatmul`` with the BGRADA epilogue, which sums grad_a's rows), planned by the eager steps before a
+capture.
 
 Nothing here imports CuPy until device 'cuda' is asked for.
 """
@@ -108,7 +111,7 @@ extern "C" __global__ void batch_rows_##S(const T *__restrict__ X, long long wid
 BATCH_ROWS(float, f32)
 BATCH_ROWS(double, f64)
 
-/* The row-wise kernels, one thread a row. */
+/* The row-wise kernels: one thread a row here, a row over a warp's lanes below (rows of up to 32 values). */
 __device__ float exp_(float x) { return expf(x); }
 __device__ double exp_(double x) { return exp(x); }
 
@@ -208,9 +211,11 @@ __device__ void softmax_lanes(T *a, const T *b, int bias, T *out, long long rows
         const int j = (int)(slot % W);
         const bool here = r < rows && j < k;
 #ifdef __CUDA_ARCH__
-        const long long at = r < rows ? r * k + (here ? j : 0) : 0;
-        const T x = bias ? a[at] + b[here ? j : 0] : a[at];
+        const long long at = r * k + j;
+        T x = here ? (bias ? a[at] + b[j] : a[at]) : (T)0;
         if (here && bias) a[at] = x;
+        const T first = __shfl_sync(FULL_WARP, x, 0, W);
+        x = here ? x : first;  /* a lane past the row's values stands in its first value */
         T top = x;
         for (int o = W / 2; o > 0; o /= 2) {
             const T other = __shfl_xor_sync(FULL_WARP, top, o, W);

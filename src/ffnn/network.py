@@ -40,7 +40,6 @@ from .arrays import ScaledBytes, row_block, staggered_zeros, take_rows
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, DataError, positive_int
 from .initializers import get_initializer
-from .kernels import count_correct
 from .outputs import GRADIENTS, get_output_layer
 
 DTYPES = ("float32", "float64")
@@ -284,7 +283,7 @@ class Network:
         self.output_layer.grad_a(a[L], h[L], y, out=grad_a[L])      # grad_aL
         for k in range(L, 0, -1):
             grad_WkT, grad_bk = written[k]
-            if not kernels.weight_gradients(cache.passed[k - 1].T, grad_a[k], grad_WkT, grad_bk):  # one product
+            if not kernels.weight_gradients(cache.passed[k - 1].T, grad_a[k], grad_WkT, grad_bk):  # GPU: at once
                 matmul(cache.passed[k - 1].T, grad_a[k], out=grad_WkT)  # grad_Wk = grad_ak h_{k-1}^T, transposed
                 matmul(cache.ones, grad_a[k], out=grad_bk)              # grad_bk = grad_ak, summed over rows
             if k > 1:
@@ -352,7 +351,7 @@ class Network:
             total += self.loss(cache, yb, check=False) * cache.batch
             if self.output_layer.output == "softmax":
                 labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                correct += count_correct(y_hat, labels)
+                correct += kernels.count_correct(y_hat, labels)
         result = {"loss": total / n}
         if self.output_layer.output == "softmax":
             result["accuracy"] = correct / n
