@@ -193,7 +193,8 @@ def _module():
         __version__="(emulated)",
         cuda=types.SimpleNamespace(Stream=Stream, Device=lambda *a: device,
                                    runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"name": b"Emulated"}),
-                                   get_current_stream=lambda: types.SimpleNamespace(ptr=1, is_capturing=lambda: RECORDING is not None),
+                                   get_current_stream=lambda: types.SimpleNamespace(
+                                       ptr=1, is_capturing=lambda: RECORDING is not None),
                                    device=types.SimpleNamespace(get_cublas_handle=lambda: None)),
         **names)
 
@@ -371,17 +372,17 @@ class Transcribed:
         self.fn(*args)
 
 
-def _softmax_lanes(a, b, bias, out, rows, k, lanes):
+def _softmax_lanes(a, b, bias, out, rows, k, lanes):  # a row over a warp's lanes: the same row's softmax
     _softmax(a, b, bias, out, rows, k)
 
 
-def _batch_totals_lanes(*args):
+def _batch_totals_lanes(*args):  # likewise, the same totals (the last argument is the lanes a row takes)
     _batch_totals(*args[:-1])
 
 
-KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "softmax_lanes": _softmax_lanes,
-           "batch_totals_lanes": _batch_totals_lanes, "ce_grad": _ce_grad, "soft_grad": _soft_grad,
-           "batch_totals": _batch_totals, "forward": _forward, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
+KERNELS = {"batch_rows": _batch_rows, "softmax": _softmax, "softmax_lanes": _softmax_lanes, "ce_grad": _ce_grad,
+           "soft_grad": _soft_grad, "batch_totals": _batch_totals, "batch_totals_lanes": _batch_totals_lanes,
+           "forward": _forward, "backward": _backward, "sgd": _sgd, "momentum": _momentum, "nag": _nag,
            "rmsprop": _rmsprop, "adam": _adam, "add_to": _add_to}
 LAUNCHED = []  # (kernel name, dtype) of every launch, recorded or run
 
