@@ -489,7 +489,7 @@ KERNEL_CASES = ["batch_rows_labels", "batch_rows_targets", "softmax", "softmax_b
 
 @pytest.mark.parametrize("case", KERNEL_CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("k", [5, 20, 40])  # rows held in registers (up to 16), over a warp's lanes (up to 32), longer
+@pytest.mark.parametrize("k", [5, 20, 40])  # rows a warp's lanes take (up to 32 values), and a longer one
 def test_the_kernels_source_agrees_with_its_numpy_transcription(case, dtype, k):
     _host_kernels()
     rng = np.random.default_rng(11)

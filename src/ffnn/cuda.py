@@ -78,11 +78,6 @@ SOURCE = r"""
                          i += (long long)gridDim.x * blockDim.x)
 #define ROWS(rows) for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < (rows); \
                         r += (long long)gridDim.x * blockDim.x)
-/* A row of at most SMALL_ROW values (the outputs of a classifier) is held in registers: the loops over it are unrolled
-   to SMALL_ROW steps, those past its k values skipped, so that every index is a constant; a longer row (N = 0) is
-   read where it lies. */
-#define SMALL_ROW 16
-#define ROW_LOOP(j, from) _Pragma("unroll") for (long long j = (from); j < (N > 0 ? N : k); j++) if (j < k)
 
 extern "C" __global__ void add_to(long long *p, long long v)
 {
@@ -111,73 +106,67 @@ extern "C" __global__ void batch_rows_##S(const T *__restrict__ X, long long wid
 BATCH_ROWS(float, f32)
 BATCH_ROWS(double, f64)
 
-/* The row-wise kernels: one thread a row here, a row over a warp's lanes below (rows of up to 32 values). */
+/* The row-wise kernels: one thread a row here (rows of more than 32 values, and the host build), a row over a
+   warp's lanes below. */
 __device__ float exp_(float x) { return expf(x); }
 __device__ double exp_(double x) { return exp(x); }
 
 /* y_hat = softmax(a) of a row: exp(a - max) / sum; with bias set, a += b first (the output layer's bias, written
    back: a_L is kept for the loss) */
-template <int N, typename T>
-__device__ void softmax_row(T *a, const T *b, int bias, T *y, long long k)
+template <typename T>
+__device__ void softmax_row(T *x, const T *b, int bias, T *y, long long k)
 {
-    T held[N > 0 ? N : 1];
-    if (N > 0) {
-        ROW_LOOP(j, 0) held[j] = bias ? a[j] + b[j] : a[j];  /* every load in flight, then the stores */
-        if (bias) { ROW_LOOP(j, 0) a[j] = held[j]; }
-    } else if (bias) {
-        for (long long j = 0; j < k; j++) a[j] = a[j] + b[j];
-    }
-    const T *x = N > 0 ? held : a;
+    if (bias)
+        for (long long j = 0; j < k; j++) x[j] = x[j] + b[j];
     T top = x[0];
-    ROW_LOOP(j, 1) top = x[j] > top ? x[j] : top;
+    for (long long j = 1; j < k; j++) top = x[j] > top ? x[j] : top;
     T sum = 0;
-    ROW_LOOP(j, 0) sum += exp_(x[j] - top);
-    ROW_LOOP(j, 0) y[j] = exp_(x[j] - top) / sum;
+    for (long long j = 0; j < k; j++) sum += exp_(x[j] - top);
+    for (long long j = 0; j < k; j++) y[j] = exp_(x[j] - top) / sum;
 }
 
 /* A batch's totals, added in double: the loss (kind 0 cross-entropy from a_L by log-sum-exp, -log y_hat[label] or
    sum_j y_j (lse - a_j); kind 1 squared error sum_j (y_hat_j - y_j)^2 against targets or e(l); kind 2 none), the
    rows whose largest output is at the label or at the largest target (the first maximum, a NaN counting as one,
    as NumPy's argmax), and, from row 0, the batch offset of the training loop. */
-template <int N, typename T>
+template <typename T>
 __device__ double lse_row(const T *x, long long k)
 {
     double top = x[0];
-    ROW_LOOP(j, 1) top = x[j] > top ? (double)x[j] : top;
+    for (long long j = 1; j < k; j++) top = x[j] > top ? (double)x[j] : top;
     double s = 0;
-    ROW_LOOP(j, 0) s += exp((double)x[j] - top);
+    for (long long j = 0; j < k; j++) s += exp((double)x[j] - top);
     return log(s) + top;
 }
 
-template <int N, typename T>
+template <typename T>
 __device__ long long argmax_row(const T *x, long long k)
 {
     long long best = 0;
-    T top = x[0];
-    ROW_LOOP(j, 1) if (top == top && (x[j] != x[j] || x[j] > top)) { best = j; top = x[j]; }
+    for (long long j = 1; j < k && x[best] == x[best]; j++)
+        if (x[j] != x[j] || x[j] > x[best]) best = j;
     return best;
 }
 
-template <int N, typename T>
-__device__ void totals_row(int kind, const T *a, const T *y_hat, long long label, const T *t, int use_labels,
+template <typename T>
+__device__ void totals_row(int kind, const T *x, const T *p, long long label, const T *t, int use_labels,
                            long long k, int count, double *loss, unsigned long long *correct)
 {
-    T held_a[N > 0 ? N : 1], held_p[N > 0 ? N : 1];
-    if (N > 0) { ROW_LOOP(j, 0) { held_a[j] = a[j]; held_p[j] = y_hat[j]; } }
-    const T *x = N > 0 ? held_a : a, *p = N > 0 ? held_p : y_hat;
     double s = 0;
     if (kind == 0) {
-        double lse = lse_row<N>(x, k);
-        if (use_labels) { ROW_LOOP(j, 0) if (j == label) s = lse - (double)x[j]; }
-        else { ROW_LOOP(j, 0) s += (double)t[j] * (lse - (double)x[j]); }
+        double lse = lse_row(x, k);
+        if (use_labels)
+            s = lse - (double)x[label];
+        else
+            for (long long j = 0; j < k; j++) s += (double)t[j] * (lse - (double)x[j]);
     } else if (kind == 1) {
-        ROW_LOOP(j, 0) {
+        for (long long j = 0; j < k; j++) {
             double d = (double)p[j] - (use_labels ? (double)(label == j) : (double)t[j]);
             s += d * d;
         }
     }
     *loss += s;
-    if (count && argmax_row<N>(p, k) == (use_labels ? label : argmax_row<N>(t, k))) *correct += 1;
+    if (count && argmax_row(p, k) == (use_labels ? label : argmax_row(t, k))) *correct += 1;
 }
 
 /* A thread's totals into the batch's: on a GPU, summed over the warp first, one atomic add a warp */
@@ -226,10 +215,7 @@ __device__ void softmax_lanes(T *a, const T *b, int bias, T *out, long long rows
         for (int o = W / 2; o > 0; o /= 2) sum += __shfl_xor_sync(FULL_WARP, sum, o, W);
         if (here) out[at] = e / sum;
 #else
-        if (here && j == 0) {
-            if (k <= SMALL_ROW) softmax_row<SMALL_ROW>(a + r * k, b, bias, out + r * k, k);
-            else softmax_row<0>(a + r * k, b, bias, out + r * k, k);
-        }
+        if (here && j == 0) softmax_row(a + r * k, b, bias, out + r * k, k);
 #endif
     }
 }
@@ -298,10 +284,7 @@ __device__ void totals_lanes(int kind, const T *a, const T *y_hat, const long lo
 #else
         if (here && j == 0) {
             const long long label = use_labels ? labels[r] : 0, at = r * k;
-            if (k <= SMALL_ROW)
-                totals_row<SMALL_ROW>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);
-            else
-                totals_row<0>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);
+            totals_row(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);
         }
 #endif
     }
@@ -324,8 +307,7 @@ extern "C" __global__ void batch_totals_lanes_##S(int kind, const T *a, const T 
 extern "C" __global__ void softmax_##S(T *a, const T *b, int bias, T *out, long long rows, long long k)          \
 {                                                                                                                \
     ROWS(rows) {                                                                                                 \
-        if (k <= SMALL_ROW) softmax_row<SMALL_ROW>(a + r * k, b, bias, out + r * k, k);                          \
-        else softmax_row<0>(a + r * k, b, bias, out + r * k, k);                                                 \
+        softmax_row(a + r * k, b, bias, out + r * k, k);                                                         \
     }                                                                                                            \
 }                                                                                                                \
 extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat, const long long *labels,       \
@@ -337,10 +319,7 @@ extern "C" __global__ void batch_totals_##S(int kind, const T *a, const T *y_hat
     unsigned long long c = 0;                                                                                    \
     ROWS(rows) {                                                                                                 \
         const long long label = use_labels ? labels[r] : 0, at = r * k;                                          \
-        if (k <= SMALL_ROW)                                                                                      \
-            totals_row<SMALL_ROW>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);  \
-        else                                                                                                     \
-            totals_row<0>(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);          \
+        totals_row(kind, a + at, y_hat + at, label, targets + at, use_labels, k, count, &s, &c);                 \
         if (r == 0 && advance) offset[0] += advance;                                                             \
     }                                                                                                            \
     add_to_totals(kind != 2 ? loss : 0, s, count ? correct : 0, c);                                              \
@@ -513,13 +492,19 @@ def _lanes(k):
     return 1 << (k - 1).bit_length() if k <= 32 else 0
 
 
-def _softmax(a, b, bias, out):
-    (rows, k), W = a.shape, _lanes(a.shape[1])
+def _launch_rows(name, dtype, rows, k, args):
+    """A row-wise kernel over ``rows`` rows of ``k`` values: its version over a warp's lanes (which takes the lanes
+    a row has as its last argument) where the rows are short enough, else one thread a row."""
+    W = _lanes(k)
     if W:
-        _launch(_kernel("softmax_lanes", a.dtype), rows * W,
-                (a, b, np.int32(bias), out, np.int64(rows), np.int64(k), np.int32(W)))
+        _launch(_kernel(f"{name}_lanes", dtype), rows * W, args + (np.int32(W),))
     else:
-        _launch(_kernel("softmax", a.dtype), rows, (a, b, np.int32(bias), out, np.int64(rows), np.int64(k)))
+        _launch(_kernel(name, dtype), rows, args)
+
+
+def _softmax(a, b, bias, out):
+    rows, k = a.shape
+    _launch_rows("softmax", a.dtype, rows, k, (a, b, np.int32(bias), out, np.int64(rows), np.int64(k)))
 
 
 def softmax(a, out=None):
@@ -568,11 +553,7 @@ def add_totals(loss, a, y_hat, y, loss_total, correct_total=None, offset=None, a
     args = (np.int32(_LOSS_KINDS[loss]), a, y_hat, y, y, np.int32(y.ndim == 1), np.int64(rows), np.int64(k),
             loss_total, loss_total if correct_total is None else correct_total, np.int32(correct_total is not None),
             counter, np.int64(advance))  # y, and loss_total, stand in for the pointers that are not read
-    W = _lanes(k)
-    if W:
-        _launch(_kernel("batch_totals_lanes", a.dtype), rows * W, args + (np.int32(W),))
-    else:
-        _launch(_kernel("batch_totals", a.dtype), rows, args)
+    _launch_rows("batch_totals", a.dtype, rows, k, args)
 
 
 def loss(kind, a, y_hat, y):
@@ -740,13 +721,23 @@ def _layout(x):
     return None
 
 
-def gemm(A, B, out):
-    """``out = A @ B`` for 2-D float32 or float64 CuPy arrays, through cuBLAS on the current stream."""
-    (M, K), N = A.shape, B.shape[1]
+def _product_layouts(A, B, out):
+    """The layouts of A, B and out for cuBLAS's ``out = A @ B``, or None where it cannot take them (out must have
+    contiguous rows; the three one float type, of matching shapes)."""
     layouts = [_layout(x) for x in (A, B, out)]
+    (M, K), N = A.shape, B.shape[1]
     if (None in layouts or layouts[2][0] != _OP_N or out.dtype not in _FLOATS
             or not A.dtype == B.dtype == out.dtype or B.shape[0] != K or out.shape != (M, N)):
+        return None
+    return layouts
+
+
+def gemm(A, B, out):
+    """``out = A @ B`` for 2-D float32 or float64 CuPy arrays, through cuBLAS on the current stream."""
+    layouts = _product_layouts(A, B, out)
+    if layouts is None:
         return cupy.matmul(A, B, out=out)  # not capturable, but right
+    (M, K), N = A.shape, B.shape[1]
     if M == 0 or N == 0:
         return out
     if K == 0:
@@ -875,10 +866,9 @@ def gemm_column_sums(A, B, out, sums):
     if not (FUSED_BIAS_GRADIENT and all(is_array(x) for x in (A, B, out, sums))):
         return False
     (M, K), N = A.shape, B.shape[1]
-    layouts = [_layout(x) for x in (A, B, out)]
-    if (None in layouts or layouts[2][0] != _OP_N or out.dtype not in _FLOATS
-            or not A.dtype == B.dtype == out.dtype == sums.dtype or B.shape[0] != K or out.shape != (M, N)
-            or min(M, N, K) == 0 or sums.size != N or not sums.flags.c_contiguous):
+    layouts = _product_layouts(A, B, out)
+    if (layouts is None or min(M, N, K) == 0 or sums.dtype != out.dtype or sums.size != N
+            or not sums.flags.c_contiguous):
         return False
     lt = _lt(cupy.cuda.Device().id)
     if lt is None:

@@ -14,8 +14,9 @@ which gives the same bits on one thread as on several with numpy's OpenBLAS on x
 product whose bits still change with the thread count (another BLAS, or another processor's kernels, may split
 differently) is found on random data of its shapes the first time it runs on one thread, and from then on runs on
 all of them. A run is therefore bit-identical to one with the thread count fixed, and here also (numpy's OpenBLAS
-on two threads) to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both). Beyond the products, nothing in the training step uses BLAS: the softmax's row sums and the estimators'
-weighted loss are NumPy reductions, which do not depend on threads.
+on two threads) to one with ``OPENBLAS_NUM_THREADS=1`` (the tests check both). Beyond the products, nothing in the
+training step uses BLAS: the softmax's row sums and the estimators' weighted loss are NumPy reductions, which do
+not depend on threads.
 
 This applies to a training loop on the CPU that runs in the main thread (the thread count is the whole process's)
 with a BLAS set to more than one thread. ``FFNN_FIXED_THREADS=1`` (any value but 0) turns it off.
